@@ -1,0 +1,34 @@
+/* report.h -- every report of a run, computed from its run DB.
+ *
+ * The run's meta_json (written by the harness) carries the SLO targets and
+ * expectations in this shape; unknown members are ignored:
+ *   { "scenario": { "name": "...", "file": "...", "description": "..." },
+ *     "slo":    { "success_rate": 99.5, "p95_latency_s": 2.5, "avg_cost_usd": 0.015,
+ *                 "window_days": 30, "monthly_requests": 10000 },
+ *     "expect": { "failover_within_s": 2, "success_rate_min": 99.5, "p95_latency_s": 2.5,
+ *                 "back_on_primary_within_s": 40, "recover_within_s": 10 },
+ *     "seed": 1, "config": "scenarios/configs/two-provider.yaml",
+ *     "providers": [ { "name": "primary", "dialect": "openai", "url": "http://..." } ],
+ *     "traffic": { "model": "app/chat", "rate": 20, "duration_s": 30, "stream": true } } */
+#ifndef SLODRILL_REPORT_H
+#define SLODRILL_REPORT_H
+
+#include <stddef.h>
+#include "common/compiler.h"
+#include "reports/slo.h"
+
+/* Reads targets and expectations from meta_json. 0, or -1 with err. */
+int report_read_meta(const char *meta_json, struct slo_targets *slo, struct expectations *exp,
+                     char *err, size_t errlen) WUR;
+
+/* The one-line summary people paste: "TTR=4.2s, p95=0.61s, SR=99.83%"
+ * ("TTR=n/a" when no fault was injected). */
+void report_summary_line(const struct run_metrics *m, char *out, size_t outlen);
+
+/* Writes closeout.md, report.json and junit.xml into out_dir (created if
+ * missing) from the DB at db_path. When metrics_out is not NULL it receives
+ * the computed metrics (caller frees with slo_metrics_free). 0, or -1 with err. */
+int report_write_all(const char *db_path, const char *out_dir, struct run_metrics *metrics_out,
+                     char *err, size_t errlen) WUR;
+
+#endif

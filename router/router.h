@@ -1,0 +1,53 @@
+/* router.h -- the OpenAI-compatible routing proxy, as the harness uses it.
+ *
+ * router_config_* reads a LiteLLM-style config.yaml; proxy_* serves it on an
+ * evhttp socket driven by one event loop, calling upstreams with libcurl
+ * multi_socket on the same loop. The routing decisions themselves live in the
+ * pure core (router/core.h). */
+#ifndef SLODRILL_ROUTER_H
+#define SLODRILL_ROUTER_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include "common/compiler.h"
+
+struct event_base;
+struct router_config;
+struct proxy;
+
+/* Looks up NAME for "os.environ/NAME"; returns a borrowed string or NULL
+ * when unset (which is a positioned error where the value is needed). */
+typedef const char *(*router_env_fn)(const char *name, void *arg);
+
+/* Loads and checks a config. env may be NULL (then getenv is used). Warnings
+ * (unknown keys, ignored settings) go to warn_cb when not NULL, each as
+ * "file:line:col: ...". NULL on error with "file:line:col: ..." in err.
+ * Caller frees with router_config_free. */
+struct router_config *router_config_load(const char *path, router_env_fn env, void *env_arg,
+                                         void (*warn_cb)(const char *msg, void *arg),
+                                         void *warn_arg, char *err, size_t errlen) WUR;
+void router_config_free(struct router_config *cfg);
+
+/* Events the proxy reports as they happen (cooldown_start, cooldown_end).
+ * Called on the proxy's loop thread; subject is the deployment id, detail
+ * a short reason. now_us is clock_mono_us(). */
+typedef void (*proxy_event_fn)(const char *kind, const char *subject, const char *detail,
+                               uint64_t now_us, void *arg);
+
+struct proxy_opts {
+    const char *host;       /* default "127.0.0.1" */
+    int port;               /* 0 = ephemeral */
+    uint64_t seed;          /* routing randomness */
+    proxy_event_fn on_event;
+    void *event_arg;
+};
+
+/* Starts listening at once. base and cfg are borrowed and must outlive the
+ * proxy. Caller frees with proxy_free. */
+struct proxy *proxy_new(struct event_base *base, const struct router_config *cfg,
+                        const struct proxy_opts *opts, char *err, size_t errlen) WUR;
+/* Stops accepting, aborts upstream transfers, frees. NULL does nothing. */
+void proxy_free(struct proxy *p);
+int proxy_port(const struct proxy *p);
+
+#endif
