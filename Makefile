@@ -32,9 +32,10 @@ Q := @
 endif
 
 MODULES := common router fakeproviders reports harness
-# Layers, top first: a module links the ones after it in this list.
+# Layers, top first: a module links the ones after it in this list. Router
+# tests also link the fakes: they are the router's upstreams in tests.
 DEPS_harness       := harness router fakeproviders reports common
-DEPS_router        := router common
+DEPS_router        := router fakeproviders common
 DEPS_fakeproviders := fakeproviders common
 DEPS_reports       := reports common
 DEPS_common        := common
@@ -49,6 +50,7 @@ LIBS    := $(foreach m,$(MODULES),$(call lib_of,$(m)))
 TEST_SRC := $(wildcard tests/test_*.c)
 TEST_BIN := $(patsubst tests/%.c,$(BUILD)/tests/%,$(TEST_SRC))
 
+.SECONDARY:
 .PHONY: all demo test test-run asan valgrind lint format bench install clean deps deps-test
 all: $(BIN)/slodrill
 

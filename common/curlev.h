@@ -31,7 +31,9 @@ void curlev_free(struct curlev *cv);
 int curlev_add(struct curlev *cv, CURL *easy, curlev_done_cb cb, void *arg) WUR;
 
 /* Cancels a running transfer without calling its callback. Safe to call for
- * a handle that is not running. */
+ * a handle that is not running. Not from inside one of that handle's own
+ * curl callbacks (write, header): there, return an error from the callback
+ * to abort, and the done callback reports it. */
 void curlev_remove(struct curlev *cv, CURL *easy);
 
 /* Transfers running now. */
