@@ -14,7 +14,10 @@ void buf_init(struct buf *b, size_t max)
     b->len = 0;
     b->cap = 0;
     b->max = max ? max : BUF_DEFAULT_MAX;
+    b->failed = 0;
 }
+
+int buf_failed(const struct buf *b) { return b->failed; }
 
 void buf_cleanup(struct buf *b)
 {
@@ -26,6 +29,7 @@ void buf_cleanup(struct buf *b)
 void buf_reset(struct buf *b)
 {
     b->len = 0;
+    b->failed = 0;
     if (b->data) b->data[0] = '\0';
 }
 
@@ -34,13 +38,13 @@ static int buf_reserve(struct buf *b, size_t extra)
     size_t need, cap;
     char *p;
 
-    if (extra > b->max || b->len > b->max - extra) return -1;
+    if (extra > b->max || b->len > b->max - extra) return b->failed = 1, -1;
     need = b->len + extra + 1;
     if (need <= b->cap) return 0;
     cap = b->cap ? b->cap : 64;
     while (cap < need) cap *= 2;
     p = realloc(b->data, cap);
-    if (p == NULL) return -1;
+    if (p == NULL) return b->failed = 1, -1;
     b->data = p;
     b->cap = cap;
     return 0;
@@ -65,7 +69,8 @@ int buf_printf(struct buf *b, const char *fmt, ...)
     va_start(ap, fmt);
     n = vsnprintf(NULL, 0, fmt, ap);
     va_end(ap);
-    if (n < 0 || buf_reserve(b, (size_t)n) != 0) return -1;
+    if (n < 0) return b->failed = 1, -1;
+    if (buf_reserve(b, (size_t)n) != 0) return -1;
     va_start(ap, fmt);
     vsnprintf(b->data + b->len, (size_t)n + 1, fmt, ap);
     va_end(ap);

@@ -13,6 +13,7 @@ struct buf {
     size_t len;   /* private */
     size_t cap;   /* private */
     size_t max;   /* private: appends that would pass this fail */
+    int failed;   /* private: an append has failed (sticky until reset) */
 };
 
 /* max is the largest len the buffer may reach (0 means 64 MiB). */
@@ -24,6 +25,10 @@ void buf_reset(struct buf *b);
 int buf_append(struct buf *b, const void *data, size_t len) WUR;
 int buf_puts(struct buf *b, const char *s) WUR;
 int buf_printf(struct buf *b, const char *fmt, ...) PRINTF_LIKE(2, 3) WUR;
+
+/* 1 when any append since init or reset failed: lets a writer of many
+ * pieces check once at the end. */
+int buf_failed(const struct buf *b);
 
 /* Drops the first n bytes. */
 void buf_consume(struct buf *b, size_t n);
