@@ -28,6 +28,27 @@ struct router_config *router_config_load(const char *path, router_env_fn env, vo
                                          void *warn_arg, char *err, size_t errlen) WUR;
 void router_config_free(struct router_config *cfg);
 
+/* The key clients must present as "Authorization: Bearer KEY", or NULL when
+ * the config sets none (general_settings or litellm_settings master_key).
+ * Borrowed. */
+const char *router_config_master_key(const struct router_config *cfg);
+
+/* Deployments in model_list order, for reports and the harness. */
+struct router_deploy_info {
+    const char *id;       /* model_info.id, else "<model_name>#<n>" */
+    const char *alias;    /* model_name */
+    const char *model;    /* litellm_params.model as written */
+    const char *provider; /* label: api_base host:port, else the model prefix */
+    const char *api_base;
+    int order;            /* INT_MAX when unset */
+    double weight;
+    double input_cost_per_token, output_cost_per_token; /* < 0 unknown */
+};
+size_t router_config_count(const struct router_config *cfg);
+/* Fills out with borrowed strings; -1 when i is out of range. */
+int router_config_deployment(const struct router_config *cfg, size_t i,
+                             struct router_deploy_info *out) WUR;
+
 /* Events the proxy reports as they happen (cooldown_start, cooldown_end).
  * Called on the proxy's loop thread; subject is the deployment id, detail
  * a short reason. now_us is clock_mono_us(). */

@@ -1,0 +1,72 @@
+/* config.h -- the loaded router config, as the router module's own files see it.
+ *
+ * router.h keeps struct router_config opaque for everyone else; the core and
+ * the proxy read these fields. Everything is owned by the config and freed by
+ * router_config_free. Durations are milliseconds; 0 means "not set" where a
+ * comment says so. */
+#ifndef SLODRILL_ROUTER_CONFIG_H
+#define SLODRILL_ROUTER_CONFIG_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include "router/router.h"
+
+/* Provider dialects an upstream speaks (from the model's "prefix/"). */
+enum router_dialect { ROUTER_DIALECT_OPENAI = 0, ROUTER_DIALECT_ANTHROPIC = 1 };
+
+/* One model_list entry. */
+struct router_deploy {
+    char *id;             /* model_info.id, else "<model_name>#<n>" (n from 1 per alias) */
+    char *alias;          /* model_name: what clients ask for */
+    char *model;          /* litellm_params.model as written: "openai/gpt-4o-mini" */
+    char *upstream_model; /* model without its provider prefix: "gpt-4o-mini" */
+    char *api_base;       /* without a trailing '/'; a default per dialect when unset */
+    char *api_key;        /* "" when unset */
+    char *provider;       /* label: host:port of api_base, else the prefix */
+    enum router_dialect dialect;
+    int order;            /* lower is tried first; unset = INT_MAX (after all ordered) */
+    int order_set;
+    double weight;        /* pick weight: weight, else rpm, else tpm, else 1 */
+    long rpm, tpm;        /* 0 = not set */
+    int64_t timeout_ms;        /* whole attempt; 0 = router default */
+    int64_t stream_timeout_ms; /* time to first token; 0 = router default */
+    double in_cost, out_cost;  /* USD per token; < 0 unknown */
+    int line, col;        /* where the entry starts */
+};
+
+/* One fallbacks entry: alias -> [to...]. */
+struct router_fallback {
+    char *alias;
+    char **to;
+    size_t nto;
+    int line, col;        /* of the alias key */
+};
+
+struct router_config {
+    char *path;
+    struct router_deploy *dep;
+    size_t ndep;
+    struct router_fallback *fb;
+    size_t nfb;
+    char **default_fb;       /* default_fallbacks, for aliases without an entry */
+    size_t ndefault_fb;
+    int num_retries;         /* default 0 */
+    int allowed_fails;       /* default 3 */
+    int64_t cooldown_ms;     /* default 5000 */
+    int disable_cooldowns;
+    int64_t timeout_ms;      /* default 600000 */
+    int64_t stream_timeout_ms; /* default 0 = timeout */
+    int64_t idle_timeout_ms; /* between chunks after the first token; default 30000 */
+    int64_t retry_after_ms;  /* wait before an in-group retry; default 0 */
+    int weighted_failover;   /* enable_weighted_failover (accepted; see docs/routing.md) */
+    char *routing_strategy;
+    char *master_key;        /* NULL when the proxy is open */
+};
+
+/* Fallback aliases for alias (borrowed; *n receives the count). */
+char **router_config_fallbacks(const struct router_config *cfg, const char *alias, size_t *n);
+
+/* 1 when some deployment serves alias. */
+int router_config_has_alias(const struct router_config *cfg, const char *alias);
+
+#endif

@@ -1,0 +1,1390 @@
+/* proxy.c -- the OpenAI-compatible routing proxy: evhttp in, curl multi out, one loop.
+ *
+ * DESIGN: a client request (struct preq) runs a series of upstream attempts
+ * (struct patt) chosen by the pure core (router/core.h). Nothing reaches the
+ * client until the attempt has produced its first token: a streamed answer's
+ * events are held until the first event that carries content, a plain
+ * answer's body until it is complete (up to PX_HOLD_MAX, past which it is
+ * forwarded as it comes). Until then any failure -- a status, a reset, the
+ * stream_timeout, an error event -- moves to the next attempt invisibly.
+ * After that, events are forwarded one by one as they arrive, and a failure
+ * ends the stream with an OpenAI-style error event. When the core puts a
+ * deployment into cooldown, every attempt still waiting on it for its first
+ * token is moved at once (a stream_timeout storm costs one timeout, not one
+ * per request). Starting an attempt always goes through a timer, never from
+ * inside another callback. Semantics: docs/routing.md. */
+#include "router/router.h"
+
+#include <ctype.h>
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+#include <event2/http.h>
+#include <event2/keyvalq_struct.h>
+#include <cjson/cJSON.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "common/buf.h"
+#include "common/clock.h"
+#include "common/curlev.h"
+#include "common/log.h"
+#include "common/net.h"
+#include "common/sse.h"
+#include "router/config.h"
+#include "router/core.h"
+
+#define PX_TAG "router"
+#define PX_MAX_CLIENT_BODY (8u << 20)    /* client request body */
+#define PX_MAX_CLIENT_HEADERS (64u << 10)
+#define PX_MAX_UP_HEADERS (64u << 10)    /* all upstream header bytes of one attempt */
+#define PX_MAX_ERR_BODY (64u << 10)      /* kept of an upstream error body */
+#define PX_HOLD_MAX (1u << 20)           /* held before the first token */
+#define PX_MAX_EVENT (1u << 20)          /* one SSE event */
+#define PX_BACKLOG_HIGH (4u << 20)       /* client output buffer: pause upstream */
+#define PX_BACKLOG_LOW (1u << 20)        /* ... resume */
+#define PX_CONNECT_TIMEOUT_MS 10000
+
+enum px_fail {
+    PX_FAIL_NONE = 0,
+    PX_FAIL_TTFT,        /* stream_timeout passed before the first token */
+    PX_FAIL_IDLE,        /* silence between chunks */
+    PX_FAIL_TOOBIG,      /* a bound was passed */
+    PX_FAIL_ERROR_EVENT, /* an error event in the stream */
+    PX_FAIL_MALFORMED,   /* not JSON where JSON was due */
+    PX_FAIL_PREEMPTED,   /* moved: the deployment went into cooldown */
+    PX_FAIL_CLIENT_GONE
+};
+
+struct preq;
+
+struct patt {
+    struct preq *rq;
+    int dep;
+    CURL *easy;
+    struct curl_slist *hdrs;
+    char *payload;
+    int status;
+    size_t header_bytes;
+    char content_type[128];
+    char up_provider[64];
+    int64_t retry_after_ms;
+    int is_sse;           /* 2xx with text/event-stream */
+    struct buf body;      /* error body, or a plain answer held before commit */
+    struct sse_parser *sse;
+    struct evbuffer *held; /* stream events held before the first token */
+    int first_token;
+    int done_seen;        /* [DONE] */
+    int error_event;      /* an error event was forwarded */
+    enum px_fail fail;
+    char fail_detail[160];
+    struct event *ttft_timer, *idle_timer;
+    int paused;
+    long in_tokens, out_tokens;
+    struct patt *dnext, *dprev; /* in-flight attempts of the same deployment */
+};
+
+struct preq {
+    struct proxy *p;
+    struct evhttp_request *req; /* NULL once the client went away */
+    struct core_req *cr;
+    cJSON *body;
+    const char *alias;    /* borrowed from body */
+    int stream;
+    char id[48];
+    struct patt *att;
+    struct event *next_ev;   /* starts the next attempt */
+    struct event *resume_ev; /* resumes a paused upstream */
+    struct core_pick pick;
+    int have_pick;
+    int committed;
+    int attempts, fallbacks, hops;
+    int last_dep;         /* deployment of the latest attempt (-1 none) */
+    int first_dep;
+    char served_provider[64];
+    double cost;          /* < 0 unknown */
+    int64_t t_start_us;
+    struct preq *next, *prev;
+};
+
+struct proxy {
+    struct event_base *base;
+    const struct router_config *cfg;
+    struct evhttp *http;
+    struct curlev *cv;
+    struct core *core;
+    struct event *cool_timer;
+    int port;
+    int bypass;
+    proxy_event_fn on_event;
+    void *event_arg;
+    uint64_t seed, counter;
+    struct patt **by_dep;
+    struct preq *reqs;
+};
+
+static int64_t px_now_ms(void)
+{
+    return (int64_t)(clock_mono_us() / 1000);
+}
+
+static void px_event(struct proxy *p, const char *kind, const char *subject, const char *detail)
+{
+    log_info(PX_TAG, "%s %s: %s", kind, subject, detail);
+    if (p->on_event)
+        p->on_event(kind, subject, detail, clock_mono_us(), p->event_arg);
+}
+
+/* ---- responses ---- */
+
+static void px_common_headers(struct preq *rq, struct evkeyvalq *h)
+{
+    const struct router_config *cfg = rq->p->cfg;
+    char num[64];
+    const struct router_deploy *d = rq->last_dep >= 0 ? &cfg->dep[rq->last_dep] : NULL;
+
+    evhttp_add_header(h, "x-slodrill-request-id", rq->id);
+    evhttp_add_header(h, "x-slodrill-deployment", d ? d->id : "none");
+    evhttp_add_header(h, "x-slodrill-provider",
+                      rq->served_provider[0] ? rq->served_provider : d ? d->provider : "none");
+    evhttp_add_header(h, "x-slodrill-model", d ? d->upstream_model : "none");
+    snprintf(num, sizeof num, "%d", rq->attempts);
+    evhttp_add_header(h, "x-slodrill-attempts", num);
+    snprintf(num, sizeof num, "%d", rq->fallbacks);
+    evhttp_add_header(h, "x-slodrill-fallbacks", num);
+    snprintf(num, sizeof num, "%d", rq->hops);
+    evhttp_add_header(h, "x-slodrill-failover-hops", num);
+    if (rq->cost >= 0) {
+        snprintf(num, sizeof num, "%.8f", rq->cost);
+        evhttp_add_header(h, "x-slodrill-cost-usd", num);
+    }
+}
+
+static char *px_error_json(const char *message, const char *type, const char *code)
+{
+    cJSON *root = cJSON_CreateObject(), *e = cJSON_CreateObject();
+    char *s = NULL;
+    if (root && e) {
+        cJSON_AddStringToObject(e, "message", message);
+        cJSON_AddStringToObject(e, "type", type);
+        cJSON_AddNullToObject(e, "param");
+        if (code)
+            cJSON_AddStringToObject(e, "code", code);
+        else
+            cJSON_AddNullToObject(e, "code");
+        cJSON_AddItemToObject(root, "error", e);
+        e = NULL;
+        s = cJSON_PrintUnformatted(root);
+    }
+    cJSON_Delete(e);
+    cJSON_Delete(root);
+    return s;
+}
+
+/* A whole reply (status, content type, body) to an evhttp request. */
+static void px_reply_raw(struct evhttp_request *req, int status, const char *ctype,
+                         const char *body, size_t len)
+{
+    struct evbuffer *out = evbuffer_new();
+    evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type", ctype);
+    if (out && body)
+        evbuffer_add(out, body, len);
+    evhttp_send_reply(req, status, NULL, out);
+    if (out)
+        evbuffer_free(out);
+}
+
+static void px_reply_error(struct evhttp_request *req, int status, const char *message,
+                           const char *type, const char *code)
+{
+    char *s = px_error_json(message, type, code);
+    px_reply_raw(req, status, "application/json", s ? s : "{}", s ? strlen(s) : 2);
+    free(s);
+}
+
+/* ---- request bookkeeping ---- */
+
+static void px_att_free(struct patt *a);
+
+static void px_dep_unlink(struct proxy *p, struct patt *a)
+{
+    if (a->dep < 0)
+        return;
+    if (a->dprev)
+        a->dprev->dnext = a->dnext;
+    else if (p->by_dep[a->dep] == a)
+        p->by_dep[a->dep] = a->dnext;
+    if (a->dnext)
+        a->dnext->dprev = a->dprev;
+    a->dnext = a->dprev = NULL;
+}
+
+static void px_client_closed(struct evhttp_connection *evcon, void *arg);
+
+static void px_req_free(struct preq *rq)
+{
+    struct proxy *p;
+    if (!rq)
+        return;
+    p = rq->p;
+    if (rq->att) {
+        curlev_remove(p->cv, rq->att->easy);
+        px_att_free(rq->att);
+        rq->att = NULL;
+    }
+    if (rq->req) {
+        struct evhttp_connection *evcon = evhttp_request_get_connection(rq->req);
+        if (evcon)
+            evhttp_connection_set_closecb(evcon, NULL, NULL);
+    }
+    if (rq->next_ev)
+        event_free(rq->next_ev);
+    if (rq->resume_ev)
+        event_free(rq->resume_ev);
+    core_req_free(rq->cr);
+    cJSON_Delete(rq->body);
+    if (rq->prev)
+        rq->prev->next = rq->next;
+    else if (p->reqs == rq)
+        p->reqs = rq->next;
+    if (rq->next)
+        rq->next->prev = rq->prev;
+    free(rq);
+}
+
+/* Detaches the client (closecb off) before a final send that may free the
+ * connection. Returns the request to answer. */
+static struct evhttp_request *px_take_req(struct preq *rq)
+{
+    struct evhttp_request *req = rq->req;
+    if (req) {
+        struct evhttp_connection *evcon = evhttp_request_get_connection(req);
+        if (evcon)
+            evhttp_connection_set_closecb(evcon, NULL, NULL);
+    }
+    rq->req = NULL;
+    return req;
+}
+
+static void px_client_closed(struct evhttp_connection *evcon, void *arg)
+{
+    struct preq *rq = arg;
+    struct evhttp_request *req = rq->req;
+    (void)evcon;
+    log_debug(PX_TAG, "%s: client went away", rq->id);
+    rq->req = NULL;
+    px_req_free(rq);
+    /* libevent 2.1 detaches a request the user has not finished from a failed
+     * connection and leaves freeing it to us; an attached one it frees itself. */
+    if (req && !evhttp_request_get_connection(req))
+        evhttp_request_free(req);
+}
+
+/* ---- the final answer ---- */
+
+static void px_finish_error(struct preq *rq, int status, const char *msg, const char *type,
+                            const char *code, int64_t retry_after_ms)
+{
+    struct evhttp_request *req = px_take_req(rq);
+    if (req) {
+        struct evkeyvalq *h = evhttp_request_get_output_headers(req);
+        px_common_headers(rq, h);
+        if (retry_after_ms > 0) {
+            char ra[32];
+            snprintf(ra, sizeof ra, "%" PRId64, (retry_after_ms + 999) / 1000);
+            evhttp_add_header(h, "retry-after", ra);
+            snprintf(ra, sizeof ra, "%" PRId64, retry_after_ms);
+            evhttp_add_header(h, "retry-after-ms", ra);
+        }
+        px_reply_error(req, status, msg, type, code);
+    }
+    px_req_free(rq);
+}
+
+/* Nothing is left to try: word the error from the core. */
+static void px_finish_exhausted(struct preq *rq)
+{
+    char msg[1024];
+    int status = 503;
+    int64_t ra = 0;
+
+    if (rq->cr)
+        core_req_summary(rq->p->core, rq->cr, px_now_ms(), msg, sizeof msg, &status, &ra);
+    else
+        snprintf(msg, sizeof msg, "the bypass deployment could not answer");
+    if (status == 429)
+        px_finish_error(rq, 429, msg, "rate_limit_error", "rate_limit_exceeded", ra);
+    else
+        px_finish_error(rq, 503, msg, "service_unavailable_error", "no_healthy_deployment", ra);
+}
+
+/* Sends response headers once: the commit point. */
+static int px_commit(struct preq *rq, struct patt *a)
+{
+    struct evkeyvalq *h;
+    if (rq->committed)
+        return 0;
+    if (!rq->req)
+        return -1;
+    if (a->up_provider[0])
+        snprintf(rq->served_provider, sizeof rq->served_provider, "%s", a->up_provider);
+    h = evhttp_request_get_output_headers(rq->req);
+    px_common_headers(rq, h);
+    if (a->is_sse) {
+        evhttp_add_header(h, "Content-Type", "text/event-stream; charset=utf-8");
+        evhttp_add_header(h, "Cache-Control", "no-cache");
+    } else {
+        evhttp_add_header(h, "Content-Type",
+                          a->content_type[0] ? a->content_type : "application/json");
+    }
+    evhttp_send_reply_start(rq->req, a->status ? a->status : 200, NULL);
+    rq->committed = 1;
+    return 0;
+}
+
+static void px_chunk_written(struct evhttp_connection *evcon, void *arg);
+
+static size_t px_backlog(struct preq *rq)
+{
+    struct evhttp_connection *evcon;
+    struct bufferevent *bev;
+    if (!rq->req || !(evcon = evhttp_request_get_connection(rq->req)))
+        return 0;
+    bev = evhttp_connection_get_bufferevent(evcon);
+    return bev ? evbuffer_get_length(bufferevent_get_output(bev)) : 0;
+}
+
+/* Forwards bytes to the committed client. */
+static void px_send(struct preq *rq, const void *data, size_t len)
+{
+    struct evbuffer *b;
+    if (!rq->req || !len)
+        return;
+    b = evbuffer_new();
+    if (!b)
+        return;
+    evbuffer_add(b, data, len);
+    evhttp_send_reply_chunk_with_cb(rq->req, b, px_chunk_written, rq);
+    evbuffer_free(b);
+}
+
+static void px_send_error_event(struct preq *rq, const char *msg)
+{
+    char *s = px_error_json(msg, "server_error", "upstream_stream_error");
+    struct buf out;
+    buf_init(&out, 0);
+    if (s && buf_puts(&out, "data: ") == 0 && buf_puts(&out, s) == 0 &&
+        buf_puts(&out, "\n\n") == 0)
+        px_send(rq, out.data, out.len);
+    buf_cleanup(&out);
+    free(s);
+}
+
+static void px_end_committed(struct preq *rq)
+{
+    struct evhttp_request *req = px_take_req(rq);
+    if (req)
+        evhttp_send_reply_end(req);
+    px_req_free(rq);
+}
+
+/* ---- attempts ---- */
+
+static void px_att_free(struct patt *a)
+{
+    if (!a)
+        return;
+    px_dep_unlink(a->rq->p, a);
+    if (a->easy)
+        curl_easy_cleanup(a->easy);
+    curl_slist_free_all(a->hdrs);
+    free(a->payload);
+    buf_cleanup(&a->body);
+    sse_parser_free(a->sse);
+    if (a->held)
+        evbuffer_free(a->held);
+    if (a->ttft_timer)
+        event_free(a->ttft_timer);
+    if (a->idle_timer)
+        event_free(a->idle_timer);
+    free(a);
+}
+
+static void px_schedule_next(struct preq *rq, int64_t delay_ms)
+{
+    struct timeval tv;
+    tv.tv_sec = (time_t)(delay_ms / 1000);
+    tv.tv_usec = (suseconds_t)((delay_ms % 1000) * 1000);
+    event_add(rq->next_ev, &tv);
+}
+
+/* Picks the next attempt (or answers with the error) on the next loop turn. */
+static void px_plan_next(struct preq *rq)
+{
+    struct proxy *p = rq->p;
+    rq->have_pick = 0;
+    if (rq->cr && core_next(p->core, rq->cr, px_now_ms(), &rq->pick) == 1) {
+        rq->have_pick = 1;
+        px_schedule_next(rq, rq->pick.delay_ms > 0 ? rq->pick.delay_ms : 0);
+        return;
+    }
+    if (!rq->cr && rq->attempts == 0 && rq->last_dep >= 0) {
+        /* bypass: the one deployment, once */
+        rq->pick.dep = rq->last_dep;
+        rq->pick.attempt = 1;
+        rq->pick.fallbacks = 0;
+        rq->pick.delay_ms = 0;
+        rq->have_pick = 1;
+        px_schedule_next(rq, 0);
+        return;
+    }
+    px_schedule_next(rq, 0); /* have_pick 0: the timer answers with the error */
+}
+
+static void px_cool_timer_arm(struct proxy *p);
+
+static void px_move_waiting(struct proxy *p, int dep, struct patt *except);
+
+static void px_attempt_end(struct patt *a, CURLcode result);
+
+/* Classifies an ended attempt, reports to the core, and decides. */
+static void px_after_attempt(struct preq *rq, struct patt *a, enum core_class cls,
+                             const char *why)
+{
+    struct proxy *p = rq->p;
+    struct core_effect eff = {0, 0};
+    enum core_verdict v = cls == CORE_OK ? CORE_DONE : cls == CORE_CLIENT ? CORE_RETURN
+                                                                          : CORE_TRY_NEXT;
+    int dep = a->dep;
+
+    if (rq->cr)
+        v = core_report(p->core, rq->cr, dep, cls, a->retry_after_ms, px_now_ms(), &eff);
+    if (cls != CORE_OK)
+        log_info(PX_TAG, "%s: attempt %d on %s failed (%s): %s", rq->id, rq->attempts,
+                 p->cfg->dep[dep].id, core_class_name(cls), why);
+    if (eff.cooled) {
+        char detail[512];
+        snprintf(detail, sizeof detail, "%s: %.300s; back in %.1f s", core_class_name(cls), why,
+                 (double)(eff.until_ms - px_now_ms()) / 1000.0);
+        px_event(p, "cooldown_start", p->cfg->dep[dep].id, detail);
+        px_cool_timer_arm(p);
+        px_move_waiting(p, dep, a);
+    }
+    (void)v;
+}
+
+static void px_fail_committed(struct preq *rq, struct patt *a, const char *why)
+{
+    (void)a;
+    px_send_error_event(rq, why);
+    px_end_committed(rq);
+}
+
+/* Holds or forwards one SSE event. */
+static int px_forward_event(struct patt *a, const char *event, const char *data, size_t len)
+{
+    struct preq *rq = a->rq;
+    struct buf out;
+    int rc = -1;
+
+    buf_init(&out, PX_MAX_EVENT + 256);
+    if (sse_write(&out, (event && strcmp(event, "message")) ? event : NULL, data, len) != 0)
+        goto out;
+    if (rq->committed) {
+        px_send(rq, out.data, out.len);
+    } else {
+        if (evbuffer_get_length(a->held) + out.len > PX_HOLD_MAX) {
+            a->fail = PX_FAIL_TOOBIG;
+            snprintf(a->fail_detail, sizeof a->fail_detail,
+                     "more than %u bytes of events before the first token", PX_HOLD_MAX);
+            goto out;
+        }
+        evbuffer_add(a->held, out.data, out.len);
+    }
+    rc = 0;
+out:
+    buf_cleanup(&out);
+    return rc;
+}
+
+static int px_has_content(const cJSON *j)
+{
+    const cJSON *choices = cJSON_GetObjectItemCaseSensitive(j, "choices"), *c;
+    cJSON_ArrayForEach(c, choices)
+    {
+        const cJSON *delta = cJSON_GetObjectItemCaseSensitive(c, "delta"), *x;
+        if (!delta)
+            delta = cJSON_GetObjectItemCaseSensitive(c, "message");
+        x = cJSON_GetObjectItemCaseSensitive(c, "text");
+        if (cJSON_IsString(x) && x->valuestring[0])
+            return 1;
+        if (!delta)
+            continue;
+        x = cJSON_GetObjectItemCaseSensitive(delta, "content");
+        if (cJSON_IsString(x) && x->valuestring[0])
+            return 1;
+        x = cJSON_GetObjectItemCaseSensitive(delta, "refusal");
+        if (cJSON_IsString(x) && x->valuestring[0])
+            return 1;
+        x = cJSON_GetObjectItemCaseSensitive(delta, "tool_calls");
+        if (cJSON_IsArray(x) && cJSON_GetArraySize(x) > 0)
+            return 1;
+        x = cJSON_GetObjectItemCaseSensitive(delta, "reasoning_content");
+        if (cJSON_IsString(x) && x->valuestring[0])
+            return 1;
+    }
+    return 0;
+}
+
+static void px_take_usage(struct patt *a, const cJSON *j)
+{
+    const cJSON *u = cJSON_GetObjectItemCaseSensitive(j, "usage"), *x;
+    if (!cJSON_IsObject(u))
+        return;
+    x = cJSON_GetObjectItemCaseSensitive(u, "prompt_tokens");
+    if (cJSON_IsNumber(x))
+        a->in_tokens = (long)x->valuedouble;
+    x = cJSON_GetObjectItemCaseSensitive(u, "completion_tokens");
+    if (cJSON_IsNumber(x))
+        a->out_tokens = (long)x->valuedouble;
+}
+
+static void px_idle_arm(struct patt *a)
+{
+    const struct router_config *cfg = a->rq->p->cfg;
+    struct timeval tv;
+    int64_t ms = cfg->idle_timeout_ms;
+    if (!a->idle_timer || ms <= 0)
+        return;
+    tv.tv_sec = (time_t)(ms / 1000);
+    tv.tv_usec = (suseconds_t)((ms % 1000) * 1000);
+    event_add(a->idle_timer, &tv);
+}
+
+static void px_first_token(struct patt *a)
+{
+    struct preq *rq = a->rq;
+    a->first_token = 1;
+    if (a->ttft_timer)
+        event_del(a->ttft_timer);
+    px_dep_unlink(rq->p, a); /* no longer movable */
+    px_idle_arm(a);
+}
+
+static int px_on_event(const char *event, const char *data, size_t len, const char *id,
+                       void *arg)
+{
+    struct patt *a = arg;
+    struct preq *rq = a->rq;
+    cJSON *j = NULL;
+    int rc = -1;
+    (void)id;
+
+    if (len == 6 && !memcmp(data, "[DONE]", 6)) {
+        a->done_seen = 1;
+        if (!rq->committed) {
+            if (px_commit(rq, a) != 0)
+                goto out;
+            px_first_token(a);
+            if (evbuffer_get_length(a->held)) {
+                size_t n = evbuffer_get_length(a->held);
+                evhttp_send_reply_chunk_with_cb(rq->req, a->held, px_chunk_written, rq);
+                (void)n;
+            }
+        }
+        rc = px_forward_event(a, event, data, len);
+        goto out;
+    }
+    j = cJSON_ParseWithLength(data, len);
+    if (!j || !cJSON_IsObject(j)) {
+        if (!rq->committed) {
+            a->fail = PX_FAIL_MALFORMED;
+            snprintf(a->fail_detail, sizeof a->fail_detail, "stream event is not JSON");
+            goto out;
+        }
+        rc = px_forward_event(a, event, data, len);
+        goto out;
+    }
+    if (cJSON_GetObjectItemCaseSensitive(j, "error") || (event && !strcmp(event, "error"))) {
+        if (!rq->committed) {
+            const cJSON *e = cJSON_GetObjectItemCaseSensitive(j, "error");
+            const cJSON *m = e ? cJSON_GetObjectItemCaseSensitive(e, "message") : NULL;
+            a->fail = PX_FAIL_ERROR_EVENT;
+            snprintf(a->fail_detail, sizeof a->fail_detail, "error event before the first token: %s",
+                     cJSON_IsString(m) ? m->valuestring : "(no message)");
+            goto out;
+        }
+        a->error_event = 1;
+        rc = px_forward_event(a, event, data, len);
+        goto out;
+    }
+    px_take_usage(a, j);
+    if (!rq->committed && px_has_content(j)) {
+        if (px_commit(rq, a) != 0)
+            goto out;
+        px_first_token(a);
+        if (evbuffer_get_length(a->held))
+            evhttp_send_reply_chunk_with_cb(rq->req, a->held, px_chunk_written, rq);
+    }
+    rc = px_forward_event(a, event, data, len);
+out:
+    cJSON_Delete(j);
+    return rc;
+}
+
+static size_t px_header_cb(char *ptr, size_t size, size_t nitems, void *arg)
+{
+    struct patt *a = arg;
+    size_t len = size * nitems;
+    char line[512];
+    size_t n;
+    char *colon, *v;
+
+    a->header_bytes += len;
+    if (a->header_bytes > PX_MAX_UP_HEADERS) {
+        a->fail = PX_FAIL_TOOBIG;
+        snprintf(a->fail_detail, sizeof a->fail_detail, "upstream headers over %u bytes",
+                 PX_MAX_UP_HEADERS);
+        return 0;
+    }
+    if (len >= 5 && !strncmp(ptr, "HTTP/", 5)) {
+        const char *sp = memchr(ptr, ' ', len);
+        a->status = 0;
+        a->content_type[0] = '\0';
+        a->up_provider[0] = '\0';
+        a->retry_after_ms = 0;
+        if (sp) {
+            int i;
+            for (i = 1; i <= 3 && (size_t)(sp - ptr) + (size_t)i < len && isdigit((unsigned char)sp[i]); i++)
+                a->status = a->status * 10 + (sp[i] - '0');
+        }
+        return len;
+    }
+    n = len < sizeof line - 1 ? len : sizeof line - 1;
+    memcpy(line, ptr, n);
+    line[n] = '\0';
+    while (n > 0 && (line[n - 1] == '\r' || line[n - 1] == '\n'))
+        line[--n] = '\0';
+    colon = strchr(line, ':');
+    if (!colon)
+        return len;
+    *colon = '\0';
+    v = colon + 1;
+    while (*v == ' ' || *v == '\t')
+        v++;
+    if (!strcasecmp(line, "content-type")) {
+        snprintf(a->content_type, sizeof a->content_type, "%s", v);
+    } else if (!strcasecmp(line, "x-slodrill-provider")) {
+        snprintf(a->up_provider, sizeof a->up_provider, "%s", v);
+    } else if (!strcasecmp(line, "retry-after-ms")) {
+        char *end;
+        double ms = strtod(v, &end);
+        if (end != v && ms > 0 && ms < 86400e3)
+            a->retry_after_ms = (int64_t)ms;
+    } else if (!strcasecmp(line, "retry-after") && a->retry_after_ms == 0) {
+        char *end;
+        double s = strtod(v, &end);
+        if (end != v && s > 0 && s < 86400)
+            a->retry_after_ms = (int64_t)(s * 1000);
+    }
+    return len;
+}
+
+static size_t px_write_cb(char *ptr, size_t size, size_t nmemb, void *arg)
+{
+    struct patt *a = arg;
+    struct preq *rq = a->rq;
+    size_t len = size * nmemb;
+    char err[128];
+
+    if (a->status < 200 || a->status >= 300) {
+        /* an error body: keep the first PX_MAX_ERR_BODY bytes */
+        size_t room = PX_MAX_ERR_BODY > a->body.len ? PX_MAX_ERR_BODY - a->body.len : 0;
+        if (room && buf_append(&a->body, ptr, len < room ? len : room) != 0)
+            return 0;
+        return len;
+    }
+    if (rq->committed && px_backlog(rq) > PX_BACKLOG_HIGH) {
+        a->paused = 1;
+        return CURL_WRITEFUNC_PAUSE;
+    }
+    if (!a->sse && !a->body.data && !a->first_token) {
+        /* first body byte of a 2xx: decide how to read it */
+        a->is_sse = rq->stream && strstr(a->content_type, "text/event-stream") != NULL;
+        if (a->is_sse) {
+            a->sse = sse_parser_new(PX_MAX_EVENT, px_on_event, a);
+            if (!a->sse)
+                return 0;
+        }
+    }
+    if (a->first_token)
+        px_idle_arm(a);
+    if (a->is_sse) {
+        if (sse_parser_feed(a->sse, ptr, len, err, sizeof err) != 0) {
+            if (a->fail == PX_FAIL_NONE) {
+                a->fail = PX_FAIL_TOOBIG;
+                snprintf(a->fail_detail, sizeof a->fail_detail, "stream: %s", err);
+            }
+            return 0;
+        }
+        return len;
+    }
+    /* A plain answer: the first byte is its first token. */
+    if (!a->first_token)
+        px_first_token(a);
+    if (rq->committed) {
+        px_send(rq, ptr, len);
+        return len;
+    }
+    if (a->body.len + len > PX_HOLD_MAX) {
+        /* too big to hold: forward from here on */
+        if (px_commit(rq, a) != 0)
+            return 0;
+        px_send(rq, a->body.data, a->body.len);
+        buf_reset(&a->body);
+        px_send(rq, ptr, len);
+        return len;
+    }
+    if (buf_append(&a->body, ptr, len) != 0)
+        return 0;
+    return len;
+}
+
+static void px_ttft_fired(evutil_socket_t fd, short what, void *arg)
+{
+    struct patt *a = arg;
+    (void)fd;
+    (void)what;
+    a->fail = PX_FAIL_TTFT;
+    snprintf(a->fail_detail, sizeof a->fail_detail, "no first token within stream_timeout");
+    curlev_remove(a->rq->p->cv, a->easy);
+    px_attempt_end(a, CURLE_OPERATION_TIMEDOUT);
+}
+
+static void px_idle_fired(evutil_socket_t fd, short what, void *arg)
+{
+    struct patt *a = arg;
+    (void)fd;
+    (void)what;
+    a->fail = PX_FAIL_IDLE;
+    snprintf(a->fail_detail, sizeof a->fail_detail, "stream went silent for %.1f s",
+             (double)a->rq->p->cfg->idle_timeout_ms / 1000.0);
+    curlev_remove(a->rq->p->cv, a->easy);
+    px_attempt_end(a, CURLE_OPERATION_TIMEDOUT);
+}
+
+static void px_curl_done(CURL *easy, CURLcode result, void *arg)
+{
+    (void)easy;
+    px_attempt_end(arg, result);
+}
+
+/* error.code, else error.type, of an upstream error body (OpenAI or Anthropic). */
+static void px_error_code(const struct buf *body, char *code, size_t codelen)
+{
+    cJSON *j;
+    const cJSON *e, *c;
+    code[0] = '\0';
+    if (!body->len)
+        return;
+    j = cJSON_ParseWithLength(body->data, body->len);
+    if (!j)
+        return;
+    e = cJSON_GetObjectItemCaseSensitive(j, "error");
+    if (cJSON_IsObject(e)) {
+        c = cJSON_GetObjectItemCaseSensitive(e, "code");
+        if (!cJSON_IsString(c))
+            c = cJSON_GetObjectItemCaseSensitive(e, "type");
+        if (cJSON_IsString(c))
+            snprintf(code, codelen, "%s", c->valuestring);
+    }
+    cJSON_Delete(j);
+}
+
+static void px_cost(struct preq *rq, const struct patt *a)
+{
+    const struct router_deploy *d = &rq->p->cfg->dep[a->dep];
+    if (d->in_cost >= 0 && d->out_cost >= 0 && (a->in_tokens > 0 || a->out_tokens > 0))
+        rq->cost = (double)a->in_tokens * d->in_cost + (double)a->out_tokens * d->out_cost;
+}
+
+/* The attempt is over (curl finished, or we aborted it). Decides what next. */
+static void px_attempt_end(struct patt *a, CURLcode result)
+{
+    struct preq *rq = a->rq;
+    char why[256];
+    enum core_class cls;
+
+    rq->att = NULL;
+    if (a->ttft_timer)
+        event_del(a->ttft_timer);
+    if (a->idle_timer)
+        event_del(a->idle_timer);
+    px_dep_unlink(rq->p, a);
+    if (a->up_provider[0])
+        snprintf(rq->served_provider, sizeof rq->served_provider, "%s", a->up_provider);
+
+    if (a->fail == PX_FAIL_PREEMPTED) {
+        cls = CORE_PREEMPTED;
+        snprintf(why, sizeof why, "%s", a->fail_detail);
+    } else if (a->fail != PX_FAIL_NONE) {
+        cls = CORE_RETRYABLE;
+        snprintf(why, sizeof why, "%s", a->fail_detail);
+    } else if (result != CURLE_OK) {
+        cls = CORE_RETRYABLE;
+        snprintf(why, sizeof why, "%s", curl_easy_strerror(result));
+    } else if (a->status >= 200 && a->status < 300) {
+        cls = CORE_OK;
+        why[0] = '\0';
+        if (a->is_sse && a->error_event) {
+            cls = CORE_RETRYABLE;
+            snprintf(why, sizeof why, "error event in the stream");
+        } else if (a->is_sse && !a->done_seen) {
+            cls = CORE_RETRYABLE;
+            snprintf(why, sizeof why, "stream ended without [DONE]");
+        } else if (!a->is_sse && !rq->committed) {
+            cJSON *j = cJSON_ParseWithLength(a->body.data ? a->body.data : "", a->body.len);
+            if (!j) {
+                cls = CORE_RETRYABLE;
+                snprintf(why, sizeof why, "answer is not JSON");
+            } else {
+                px_take_usage(a, j);
+                cJSON_Delete(j);
+            }
+        }
+    } else {
+        char code[64];
+        px_error_code(&a->body, code, sizeof code);
+        cls = core_classify(a->status, code[0] ? code : NULL);
+        snprintf(why, sizeof why, "HTTP %d%s%s", a->status, code[0] ? " " : "", code);
+    }
+
+    px_after_attempt(rq, a, cls, why);
+
+    if (rq->committed) {
+        /* Bytes reached the client: no failover, finish this stream. */
+        if (cls == CORE_OK) {
+            px_cost(rq, a);
+            px_att_free(a);
+            px_end_committed(rq);
+        } else if (!a->is_sse || a->error_event) {
+            /* a plain answer cut short cannot carry an event; an error event was sent */
+            px_att_free(a);
+            px_end_committed(rq);
+        } else {
+            px_att_free(a);
+            px_fail_committed(rq, NULL, why);
+        }
+        return;
+    }
+    if (cls == CORE_OK) {
+        struct evhttp_request *req;
+        if (a->is_sse) { /* a stream that ended without content: send what was held */
+            if (px_commit(rq, a) == 0 && evbuffer_get_length(a->held))
+                evhttp_send_reply_chunk_with_cb(rq->req, a->held, px_chunk_written, rq);
+            px_att_free(a);
+            px_end_committed(rq);
+            return;
+        }
+        px_cost(rq, a);
+        req = px_take_req(rq);
+        if (req) {
+            px_common_headers(rq, evhttp_request_get_output_headers(req));
+            px_reply_raw(req, a->status, a->content_type[0] ? a->content_type : "application/json",
+                         a->body.data, a->body.len);
+        }
+        px_att_free(a);
+        px_req_free(rq);
+        return;
+    }
+    if (cls == CORE_CLIENT) {
+        /* the request's own fault: the upstream's answer as is */
+        struct evhttp_request *req = px_take_req(rq);
+        if (req) {
+            px_common_headers(rq, evhttp_request_get_output_headers(req));
+            px_reply_raw(req, a->status, a->content_type[0] ? a->content_type : "application/json",
+                         a->body.data, a->body.len);
+        }
+        px_att_free(a);
+        px_req_free(rq);
+        return;
+    }
+    px_att_free(a);
+    px_plan_next(rq);
+}
+
+/* The body for one deployment: the client's with model replaced. */
+static char *px_payload(struct preq *rq, const struct router_deploy *d)
+{
+    cJSON *copy = cJSON_Duplicate(rq->body, 1);
+    char *s = NULL;
+    if (!copy)
+        return NULL;
+    cJSON_DeleteItemFromObjectCaseSensitive(copy, "model");
+    if (cJSON_AddStringToObject(copy, "model", d->upstream_model))
+        s = cJSON_PrintUnformatted(copy);
+    cJSON_Delete(copy);
+    return s;
+}
+
+static int px_attempt_start(struct preq *rq)
+{
+    struct proxy *p = rq->p;
+    const struct router_config *cfg = p->cfg;
+    int dep = rq->pick.dep;
+    const struct router_deploy *d = &cfg->dep[dep];
+    struct patt *a = NULL;
+    struct buf tmp;
+    int64_t timeout_ms, ttft_ms;
+    int rc = -1;
+
+    buf_init(&tmp, 8192);
+    a = calloc(1, sizeof *a);
+    if (!a)
+        goto out;
+    a->rq = rq;
+    a->dep = -1;
+    buf_init(&a->body, 0);
+    if (!(a->held = evbuffer_new()) || !(a->easy = curl_easy_init()) ||
+        !(a->payload = px_payload(rq, d)))
+        goto out;
+    if (d->dialect == ROUTER_DIALECT_ANTHROPIC)
+        log_warn(PX_TAG, "%s: deployment %s speaks the Anthropic Messages API, which this "
+                         "router does not translate yet; calling it as OpenAI-compatible",
+                 rq->id, d->id);
+    if (buf_printf(&tmp, "%s/chat/completions", d->api_base) != 0)
+        goto out;
+    curl_easy_setopt(a->easy, CURLOPT_URL, tmp.data);
+    buf_reset(&tmp);
+    if (buf_printf(&tmp, "Authorization: Bearer %s", d->api_key) != 0)
+        goto out;
+    if (!(a->hdrs = curl_slist_append(a->hdrs, tmp.data)) ||
+        !(a->hdrs = curl_slist_append(a->hdrs, "Content-Type: application/json")) ||
+        !(a->hdrs = curl_slist_append(a->hdrs, rq->stream ? "Accept: text/event-stream"
+                                                           : "Accept: application/json")) ||
+        !(a->hdrs = curl_slist_append(a->hdrs, "Expect:")))
+        goto out;
+    buf_reset(&tmp);
+    if (buf_printf(&tmp, "x-slodrill-request-id: %s", rq->id) != 0 ||
+        !curl_slist_append(a->hdrs, tmp.data))
+        goto out;
+    timeout_ms = d->timeout_ms > 0 ? d->timeout_ms : cfg->timeout_ms;
+    ttft_ms = d->stream_timeout_ms > 0 ? d->stream_timeout_ms : cfg->stream_timeout_ms;
+    curl_easy_setopt(a->easy, CURLOPT_HTTPHEADER, a->hdrs);
+    curl_easy_setopt(a->easy, CURLOPT_POSTFIELDS, a->payload);
+    curl_easy_setopt(a->easy, CURLOPT_POSTFIELDSIZE, (long)strlen(a->payload));
+    curl_easy_setopt(a->easy, CURLOPT_HEADERFUNCTION, px_header_cb);
+    curl_easy_setopt(a->easy, CURLOPT_HEADERDATA, a);
+    curl_easy_setopt(a->easy, CURLOPT_WRITEFUNCTION, px_write_cb);
+    curl_easy_setopt(a->easy, CURLOPT_WRITEDATA, a);
+    curl_easy_setopt(a->easy, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(a->easy, CURLOPT_TCP_NODELAY, 1L);
+    curl_easy_setopt(a->easy, CURLOPT_TIMEOUT_MS, (long)timeout_ms);
+    curl_easy_setopt(a->easy, CURLOPT_CONNECTTIMEOUT_MS,
+                     (long)(timeout_ms < PX_CONNECT_TIMEOUT_MS ? timeout_ms : PX_CONNECT_TIMEOUT_MS));
+    curl_easy_setopt(a->easy, CURLOPT_PROTOCOLS_STR, "http,https");
+    if (!(a->ttft_timer = evtimer_new(p->base, px_ttft_fired, a)) ||
+        !(a->idle_timer = evtimer_new(p->base, px_idle_fired, a)))
+        goto out;
+    if (curlev_add(p->cv, a->easy, px_curl_done, a) != 0)
+        goto out;
+    if (ttft_ms > 0 && ttft_ms < timeout_ms) {
+        struct timeval tv;
+        tv.tv_sec = (time_t)(ttft_ms / 1000);
+        tv.tv_usec = (suseconds_t)((ttft_ms % 1000) * 1000);
+        evtimer_add(a->ttft_timer, &tv);
+    }
+    /* Count the attempt and link it where a cooldown can find it. */
+    a->dep = dep;
+    a->dnext = p->by_dep[dep];
+    if (a->dnext)
+        a->dnext->dprev = a;
+    p->by_dep[dep] = a;
+    if (rq->first_dep < 0)
+        rq->first_dep = dep;
+    if (dep != rq->last_dep && rq->last_dep >= 0)
+        rq->hops++;
+    rq->last_dep = dep;
+    rq->attempts++;
+    rq->fallbacks = rq->pick.fallbacks;
+    rq->served_provider[0] = '\0';
+    rq->att = a;
+    a = NULL;
+    rc = 0;
+out:
+    buf_cleanup(&tmp);
+    px_att_free(a);
+    return rc;
+}
+
+static void px_next_fired(evutil_socket_t fd, short what, void *arg)
+{
+    struct preq *rq = arg;
+    (void)fd;
+    (void)what;
+    if (!rq->have_pick) {
+        px_finish_exhausted(rq);
+        return;
+    }
+    rq->have_pick = 0;
+    if (px_attempt_start(rq) != 0) {
+        log_error(PX_TAG, "%s: could not start an upstream transfer", rq->id);
+        px_finish_error(rq, 500, "the router could not start an upstream request", "server_error",
+                        "internal_error", 0);
+    }
+}
+
+/* A deployment went into cooldown: move every attempt still waiting on it
+ * for its first token. */
+static void px_move_waiting(struct proxy *p, int dep, struct patt *except)
+{
+    struct patt *a, *next;
+    size_t n = 0, i;
+    struct patt **list;
+
+    for (a = p->by_dep[dep]; a; a = a->dnext)
+        n++;
+    if (!n)
+        return;
+    list = calloc(n, sizeof *list);
+    if (!list)
+        return;
+    n = 0;
+    for (a = p->by_dep[dep]; a; a = next) {
+        next = a->dnext;
+        if (a != except && !a->first_token && !a->rq->committed)
+            list[n++] = a;
+    }
+    for (i = 0; i < n; i++) {
+        a = list[i];
+        a->fail = PX_FAIL_PREEMPTED;
+        snprintf(a->fail_detail, sizeof a->fail_detail, "moved: %s went into cooldown",
+                 p->cfg->dep[dep].id);
+        curlev_remove(p->cv, a->easy);
+        px_attempt_end(a, CURLE_ABORTED_BY_CALLBACK);
+    }
+    free(list);
+}
+
+static void px_cool_expired(int dep, void *arg)
+{
+    struct proxy *p = arg;
+    px_event(p, "cooldown_end", p->cfg->dep[dep].id, "cooldown over");
+}
+
+static void px_cool_fired(evutil_socket_t fd, short what, void *arg)
+{
+    struct proxy *p = arg;
+    (void)fd;
+    (void)what;
+    core_expire(p->core, px_now_ms(), px_cool_expired, p);
+    px_cool_timer_arm(p);
+}
+
+static void px_cool_timer_arm(struct proxy *p)
+{
+    int64_t when = core_next_expiry(p->core), now = px_now_ms(), d;
+    struct timeval tv;
+    event_del(p->cool_timer);
+    if (when < 0)
+        return;
+    d = when > now ? when - now : 0;
+    tv.tv_sec = (time_t)(d / 1000);
+    tv.tv_usec = (suseconds_t)((d % 1000) * 1000);
+    evtimer_add(p->cool_timer, &tv);
+}
+
+static void px_resume_fired(evutil_socket_t fd, short what, void *arg)
+{
+    struct preq *rq = arg;
+    (void)fd;
+    (void)what;
+    if (rq->att && rq->att->paused) {
+        rq->att->paused = 0;
+        curl_easy_pause(rq->att->easy, CURLPAUSE_CONT);
+        curlev_kick(rq->p->cv);
+    }
+}
+
+static void px_chunk_written(struct evhttp_connection *evcon, void *arg)
+{
+    struct preq *rq = arg;
+    (void)evcon;
+    if (rq->att && rq->att->paused && px_backlog(rq) < PX_BACKLOG_LOW && rq->resume_ev)
+        event_active(rq->resume_ev, EV_TIMEOUT, 0);
+}
+
+/* ---- the HTTP side ---- */
+
+static int px_ct_equal(const char *a, const char *b)
+{
+    size_t la = strlen(a), lb = strlen(b), i, n = la > lb ? la : lb;
+    unsigned char diff = (unsigned char)(la != lb);
+    for (i = 0; i < n; i++) {
+        unsigned char x = i < la ? (unsigned char)a[i] : 0;
+        unsigned char y = i < lb ? (unsigned char)b[i] : 0;
+        diff |= (unsigned char)(x ^ y);
+    }
+    return diff == 0;
+}
+
+static int px_authorized(struct proxy *p, struct evhttp_request *req)
+{
+    const struct evkeyvalq *h = evhttp_request_get_input_headers(req);
+    const char *auth, *key = NULL;
+    if (!p->cfg->master_key)
+        return 1;
+    auth = evhttp_find_header(h, "Authorization");
+    if (auth && !strncasecmp(auth, "Bearer ", 7)) {
+        key = auth + 7;
+        while (*key == ' ')
+            key++;
+    }
+    if (!key)
+        key = evhttp_find_header(h, "x-api-key");
+    return key && px_ct_equal(key, p->cfg->master_key);
+}
+
+static void px_models(struct proxy *p, struct evhttp_request *req)
+{
+    cJSON *root = cJSON_CreateObject(), *data = cJSON_CreateArray();
+    char *s = NULL;
+    size_t i, j;
+
+    if (!root || !data) {
+        cJSON_Delete(data);
+        goto out;
+    }
+    cJSON_AddStringToObject(root, "object", "list");
+    cJSON_AddItemToObject(root, "data", data);
+    for (i = 0; i < p->cfg->ndep; i++) {
+        cJSON *m;
+        for (j = 0; j < i; j++)
+            if (!strcmp(p->cfg->dep[j].alias, p->cfg->dep[i].alias))
+                break;
+        if (j < i || !(m = cJSON_CreateObject()))
+            continue;
+        cJSON_AddStringToObject(m, "id", p->cfg->dep[i].alias);
+        cJSON_AddStringToObject(m, "object", "model");
+        cJSON_AddNumberToObject(m, "created", 0);
+        cJSON_AddStringToObject(m, "owned_by", "slodrill");
+        cJSON_AddItemToArray(data, m);
+    }
+    s = cJSON_PrintUnformatted(root);
+out:
+    if (s)
+        px_reply_raw(req, 200, "application/json", s, strlen(s));
+    else
+        px_reply_error(req, 500, "out of memory", "server_error", NULL);
+    free(s);
+    cJSON_Delete(root);
+}
+
+static void px_chat(struct proxy *p, struct evhttp_request *req)
+{
+    struct evbuffer *in = evhttp_request_get_input_buffer(req);
+    size_t len = evbuffer_get_length(in);
+    struct preq *rq = NULL;
+    const cJSON *model, *stream;
+    char *text = NULL;
+    char msg[512];
+
+    text = malloc(len + 1);
+    if (!text) {
+        px_reply_error(req, 500, "out of memory", "server_error", NULL);
+        goto out;
+    }
+    evbuffer_copyout(in, text, len);
+    text[len] = '\0';
+    rq = calloc(1, sizeof *rq);
+    if (!rq) {
+        px_reply_error(req, 500, "out of memory", "server_error", NULL);
+        goto out;
+    }
+    rq->p = p;
+    rq->last_dep = rq->first_dep = -1;
+    rq->cost = -1;
+    rq->t_start_us = (int64_t)clock_mono_us();
+    snprintf(rq->id, sizeof rq->id, "sdr-%08" PRIx64 "-%06" PRIu64, p->seed & 0xffffffffu,
+             ++p->counter);
+    rq->next = p->reqs;
+    if (p->reqs)
+        p->reqs->prev = rq;
+    p->reqs = rq;
+    rq->body = cJSON_ParseWithLength(text, len);
+    if (!rq->body || !cJSON_IsObject(rq->body)) {
+        evhttp_add_header(evhttp_request_get_output_headers(req), "x-slodrill-request-id", rq->id);
+        px_reply_error(req, 400, "the request body is not a JSON object", "invalid_request_error",
+                       "invalid_json");
+        goto out;
+    }
+    model = cJSON_GetObjectItemCaseSensitive(rq->body, "model");
+    stream = cJSON_GetObjectItemCaseSensitive(rq->body, "stream");
+    rq->stream = cJSON_IsTrue(stream);
+    if (!cJSON_IsString(model) || !model->valuestring[0]) {
+        evhttp_add_header(evhttp_request_get_output_headers(req), "x-slodrill-request-id", rq->id);
+        px_reply_error(req, 400, "you must provide a model parameter", "invalid_request_error",
+                       "missing_model");
+        goto out;
+    }
+    rq->alias = model->valuestring;
+    if (p->bypass) {
+        size_t i;
+        for (i = 0; i < p->cfg->ndep; i++)
+            if (!strcmp(p->cfg->dep[i].alias, rq->alias))
+                break;
+        rq->last_dep = i < p->cfg->ndep ? (int)i : 0;
+    } else {
+        rq->cr = core_req_new(p->core, rq->alias);
+        if (!rq->cr) {
+            evhttp_add_header(evhttp_request_get_output_headers(req), "x-slodrill-request-id",
+                              rq->id);
+            snprintf(msg, sizeof msg,
+                     "The model `%s` does not exist: no model_list entry has it as model_name.",
+                     rq->alias);
+            px_reply_error(req, 404, msg, "invalid_request_error", "model_not_found");
+            goto out;
+        }
+    }
+    if (!(rq->next_ev = evtimer_new(p->base, px_next_fired, rq)) ||
+        !(rq->resume_ev = event_new(p->base, -1, 0, px_resume_fired, rq))) {
+        px_reply_error(req, 500, "out of memory", "server_error", NULL);
+        goto out;
+    }
+    rq->req = req;
+    evhttp_connection_set_closecb(evhttp_request_get_connection(req), px_client_closed, rq);
+    px_plan_next(rq);
+    if (p->bypass)
+        rq->last_dep = rq->pick.dep;
+    rq = NULL;
+out:
+    free(text);
+    if (rq)
+        px_req_free(rq);
+}
+
+static void px_handle(struct evhttp_request *req, void *arg)
+{
+    struct proxy *p = arg;
+    const char *uri = evhttp_request_get_uri(req);
+    char path[256];
+    size_t n;
+    enum evhttp_cmd_type cmd = evhttp_request_get_command(req);
+    struct evhttp_connection *evcon = evhttp_request_get_connection(req);
+
+    if (evcon) {
+        struct bufferevent *bev = evhttp_connection_get_bufferevent(evcon);
+        if (bev && bufferevent_getfd(bev) >= 0)
+            net_nodelay(bufferevent_getfd(bev));
+    }
+    n = strcspn(uri, "?");
+    if (n >= sizeof path)
+        n = sizeof path - 1;
+    memcpy(path, uri, n);
+    path[n] = '\0';
+    while (n > 1 && path[n - 1] == '/')
+        path[--n] = '\0';
+
+    if (!strcmp(path, "/health/liveliness") || !strcmp(path, "/health/liveness")) {
+        px_reply_raw(req, 200, "application/json", "\"I'm alive!\"", 12);
+        return;
+    }
+    if (!strcmp(path, "/health/readiness")) {
+        const char *s = "{\"status\":\"healthy\"}";
+        px_reply_raw(req, 200, "application/json", s, strlen(s));
+        return;
+    }
+    if (!strcmp(path, "/v1/chat/completions") || !strcmp(path, "/chat/completions") ||
+        !strcmp(path, "/v1/models") || !strcmp(path, "/models")) {
+        if (!px_authorized(p, req)) {
+            px_reply_error(req, 401,
+                           "Authentication Error: the API key is missing or does not match the "
+                           "router's master_key",
+                           "authentication_error", "invalid_api_key");
+            return;
+        }
+        if (strstr(path, "models") && !strstr(path, "chat")) {
+            if (cmd != EVHTTP_REQ_GET) {
+                px_reply_error(req, 405, "use GET", "invalid_request_error", NULL);
+                return;
+            }
+            px_models(p, req);
+            return;
+        }
+        if (cmd != EVHTTP_REQ_POST) {
+            px_reply_error(req, 405, "use POST", "invalid_request_error", NULL);
+            return;
+        }
+        px_chat(p, req);
+        return;
+    }
+    px_reply_error(req, 404, "no such route", "invalid_request_error", "not_found");
+}
+
+struct proxy *proxy_new(struct event_base *base, const struct router_config *cfg,
+                        const struct proxy_opts *opts, char *err, size_t errlen)
+{
+    struct proxy *p = NULL, *ret = NULL;
+    const char *host = opts && opts->host ? opts->host : "127.0.0.1";
+    const char *bypass = getenv("BYPASS_ROUTER");
+
+    p = calloc(1, sizeof *p);
+    if (!p) {
+        snprintf(err, errlen, "out of memory");
+        goto out;
+    }
+    p->base = base;
+    p->cfg = cfg;
+    p->seed = opts ? opts->seed : 0;
+    p->on_event = opts ? opts->on_event : NULL;
+    p->event_arg = opts ? opts->event_arg : NULL;
+    p->bypass = bypass && (!strcasecmp(bypass, "true") || !strcmp(bypass, "1"));
+    p->by_dep = calloc(cfg->ndep ? cfg->ndep : 1, sizeof *p->by_dep);
+    p->core = core_new(cfg, p->seed);
+    p->cv = curlev_new(base);
+    p->http = evhttp_new(base);
+    p->cool_timer = evtimer_new(base, px_cool_fired, p);
+    if (!p->by_dep || !p->core || !p->cv || !p->http || !p->cool_timer) {
+        snprintf(err, errlen, "out of memory");
+        goto out;
+    }
+    evhttp_set_max_body_size(p->http, PX_MAX_CLIENT_BODY);
+    evhttp_set_max_headers_size(p->http, PX_MAX_CLIENT_HEADERS);
+    evhttp_set_allowed_methods(p->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD |
+                                            EVHTTP_REQ_OPTIONS);
+    evhttp_set_gencb(p->http, px_handle, p);
+    if (net_listen_http(p->http, host, opts ? opts->port : 0, &p->port, NULL, err, errlen) != 0)
+        goto out;
+    if (p->bypass)
+        log_warn(PX_TAG, "BYPASS_ROUTER is set: every request goes to the first deployment of "
+                         "its alias, once, with no retries or failover");
+    ret = p;
+    p = NULL;
+out:
+    proxy_free(p);
+    return ret;
+}
+
+void proxy_free(struct proxy *p)
+{
+    if (!p)
+        return;
+    if (p->http)
+        evhttp_free(p->http); /* closes client connections: their closecbs free requests */
+    while (p->reqs)
+        px_req_free(p->reqs);
+    if (p->cool_timer)
+        event_free(p->cool_timer);
+    curlev_free(p->cv);
+    core_free(p->core);
+    free(p->by_dep);
+    free(p);
+}
+
+int proxy_port(const struct proxy *p)
+{
+    return p ? p->port : -1;
+}
