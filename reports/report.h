@@ -14,6 +14,7 @@
 #define SLODRILL_REPORT_H
 
 #include <stddef.h>
+#include <stdio.h>
 #include "common/compiler.h"
 #include "reports/slo.h"
 
@@ -24,6 +25,17 @@ int report_read_meta(const char *meta_json, struct slo_targets *slo, struct expe
 /* The one-line summary people paste: "TTR=4.2s, p95=0.61s, SR=99.83%"
  * ("TTR=n/a" when no fault was injected). */
 void report_summary_line(const struct run_metrics *m, char *out, size_t outlen);
+
+/* One <testsuite> element (indented, no XML declaration) with a <testcase>
+ * per check: <failure> for CHECK_FAIL, <skipped> for CHECK_NOT_MEASURED.
+ * For `gate`, which puts several scenarios in one file inside its own
+ * <testsuites>. suite is escaped here. 0, or -1 on a write error. */
+int report_write_junit_suite(FILE *f, const char *suite, const struct run_metrics *m) WUR;
+
+/* Escapes in for XML text and attributes (& < > " ' newline tab), after
+ * replacing invalid UTF-8 and control characters with '?'. -1 when out is
+ * too small (out then holds the part that fit). */
+int report_xml_escape(const char *in, char *out, size_t outlen) WUR;
 
 /* Writes closeout.md, report.json and junit.xml into out_dir (created if
  * missing) from the DB at db_path. When metrics_out is not NULL it receives

@@ -77,19 +77,28 @@ struct rundb *rundb_create(const char *path, const char *name, const char *meta_
                            uint64_t started_wall_us, char *err, size_t errlen) WUR;
 
 /* Thread-safe, never blocks on disk. Records are copied. -1 only after close
- * started or out of memory. */
+ * started, out of memory, or when 262144 rows already wait for the writer
+ * (the disk is far behind); such rows are counted and rundb_last_error says
+ * how many. */
 int rundb_add_request(struct rundb *db, const struct req_record *r) WUR;
 int rundb_add_event(struct rundb *db, const struct run_event *e) WUR;
 /* Convenience: an event from parts (strings may be NULL). */
 int rundb_event(struct rundb *db, int64_t t_us, const char *kind, const char *subject,
                 const char *detail) WUR;
 
-/* Blocks until everything queued so far is committed. */
+/* Blocks until everything queued so far is committed. -1 when any row was
+ * lost so far (a failed commit or a refused add); see rundb_last_error. */
 int rundb_flush(struct rundb *db) WUR;
 
+/* 0 when no row was lost; otherwise -1 and err says why and how many. */
+int rundb_last_error(struct rundb *db, char *err, size_t errlen) WUR;
+
 /* Marks the run complete (ended_wall_us, status: "complete", "aborted" or
- * "failed"), commits the rest, stops the writer, closes. db may be NULL. A
- * run never finished this way reads back as "incomplete". */
+ * "failed"; anything else is stored as "failed"), commits the rest, stops the
+ * writer, closes and frees db (do not call rundb_close after it). db may be
+ * NULL. -1 when rows were lost or the update failed; db is freed either way.
+ * A run never finished this way reads back as "incomplete". rundb_close
+ * alone commits the rest and frees db but leaves the run "incomplete". */
 int rundb_finish(struct rundb *db, const char *status, int64_t duration_us);
 void rundb_close(struct rundb *db);
 
@@ -107,7 +116,13 @@ struct run_data {
     size_t nev;
 };
 
-/* Loads a run DB (read-only). Caller frees with rundb_data_free. */
+/* Bounds on what rundb_load reads into memory. */
+#define RUNDB_MAX_LOAD_REQUESTS 2000000
+#define RUNDB_MAX_LOAD_EVENTS 200000
+
+/* Loads a run DB (read-only), also one still being written or left by a
+ * killed process. Fails on a schema version other than RUNDB_SCHEMA_VERSION.
+ * Caller frees with rundb_data_free. */
 struct run_data *rundb_load(const char *path, char *err, size_t errlen) WUR;
 void rundb_data_free(struct run_data *d);
 
