@@ -36,6 +36,8 @@ struct fake_spec {
     uint64_t seed;
     int fault_header;        /* honour x-slodrill-fault (default 1) */
     char control_token[64];  /* control API token ("" = none required) */
+    int64_t fixed_created;   /* > 0: every "created" field says this Unix time
+                                (golden tests); 0 = the wall clock */
 };
 
 /* Defaults: openai, 127.0.0.1:0, ttft 300/900 ms, 80 tok/s, 40 tokens,
@@ -92,10 +94,25 @@ const char *fake_url(const struct fake *f);
 int fake_fault_add(struct fake *f, const struct fault_spec *spec) WUR;
 /* Clears faults of this kind; kind -1 clears all. Thread-safe. */
 void fake_fault_clear(struct fake *f, int kind);
+/* Copies up to max active faults into out and returns how many there are;
+ * remaining_s (may be NULL) receives each one's seconds left (0 = until
+ * cleared). Thread-safe. */
+int fake_fault_list(struct fake *f, struct fault_spec *out, double *remaining_s, int max);
+
+/* Listener changes (egress_block refuse on, or cleared) happen on the loop
+ * thread. fake_fault_add/clear called from another thread wait up to 250 ms
+ * for the loop to apply them once the loop has run; called on the loop
+ * thread they take effect when the current callback returns. */
 
 /* Requests received (thread-safe counters, for tests and reports). */
+/* requests: API requests received (control API calls not counted); ok:
+ * answered in full with no fault; faulted: hit by at least one fault;
+ * auth_failed: wrong or missing key (revoke_key counts as faulted);
+ * in_flight: requests still open (streaming, waiting, or held silent by
+ * blackhole/stall until their client hangs up). */
 struct fake_stats {
     uint64_t requests, ok, faulted, auth_failed;
+    uint64_t in_flight;
 };
 void fake_stats_get(struct fake *f, struct fake_stats *out);
 

@@ -1,0 +1,1154 @@
+/* fake.c -- a fake LLM provider: server, fault table, latency model, pacing.
+ *
+ * DESIGN. evhttp accepts and parses requests; every request becomes a
+ * struct fake_req that decides, on arrival, what the caller receives (an error,
+ * a held connection, or an answer shaped by the active faults) and then
+ * plays it out with one evtimer: a non-streaming answer after ttft + tokens
+ * / rate, a stream as headers at once and one event per token, paced. The
+ * dialect files write the bytes (struct fake_wire).
+ *
+ * Connections are tracked (struct fake_conn, found by evhttp connection,
+ * forgotten in its close callback) so that egress_block can drop them, cut
+ * can end one without the chunked terminator or with a RST, and a request
+ * whose connection died is never touched again. A request that is never given an
+ * answer (blackhole, stall) is reaped when its client hangs up.
+ *
+ * The fault table is the only state other threads touch: it sits behind a
+ * mutex; listener changes are handed to the loop with event_active. */
+#include "fakeproviders/fake_int.h"
+
+#include <errno.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <time.h>
+
+#include <cjson/cJSON.h>
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+#include <event2/http.h>
+#include <event2/keyvalq_struct.h>
+
+#include "common/clock.h"
+#include "common/log.h"
+#include "common/net.h"
+
+#define FAKE_MAX_BODY (4u << 20)     /* request body bound */
+#define FAKE_MAX_HEADERS (64u << 10) /* request header bound */
+#define FAKE_MAX_TOKENS 8192         /* answer length bound */
+#define FAKE_REAP_MS 200             /* how often held requests are checked */
+
+struct fault_slot {
+    int active;
+    struct fault_spec spec;
+    uint64_t expires_us; /* 0 = until cleared */
+};
+
+struct fake_conn {
+    struct fake *f;
+    struct evhttp_connection *evcon;
+    struct fake_req *active;
+    struct fake_conn *next, *prev;
+};
+
+struct fake {
+    struct event_base *base;
+    struct fake_spec spec;
+    const struct fake_wire *wire;
+    char model[160];
+    char url[96];
+    char tag[80];
+    struct evhttp *http;
+    struct evhttp_bound_socket *bound;
+    int port;
+    int listening;
+    struct event *ev_sync, *ev_expire, *ev_reap;
+    struct fake_rng rng;       /* loop thread: one seed per request */
+    struct fake_rng rng_fault; /* loop thread: fault probability draws */
+    struct fake_conn *conns;
+    struct fake_req *reqs;
+    uint64_t window_start_us;
+    unsigned window_used;
+
+    pthread_mutex_t mu; /* guards everything below */
+    pthread_cond_t cv;
+    struct fault_slot faults[FAULT__COUNT];
+    struct fake_stats stats;
+    uint64_t gen_want, gen_done;
+    pthread_t loop_tid;
+    int loop_known;
+};
+
+static const char *tag_of(const struct fake *f) { return f->tag; }
+
+const char *fake_name(const struct fake *f) { return f->spec.name; }
+const char *fake_spec_name(const struct fake *f) { return f->spec.name; }
+const char *fake_model(const struct fake *f) { return f->model; }
+int fake_port(const struct fake *f) { return f->port; }
+const char *fake_url(const struct fake *f) { return f->url; }
+
+unsigned fake_window_used(struct fake *f) { return f->window_used; }
+
+void fake_go_duration(double seconds, char *out, size_t outlen)
+{
+    if (seconds < 0) seconds = 0;
+    if (seconds < 1.0) {
+        snprintf(out, outlen, "%dms", (int)lround(seconds * 1000.0));
+    } else if (seconds < 60.0) {
+        snprintf(out, outlen, "%.3gs", seconds);
+    } else {
+        int m = (int)(seconds / 60.0);
+        snprintf(out, outlen, "%dm%.3gs", m, seconds - 60.0 * m);
+    }
+}
+
+void fake_rfc3339(int64_t unix_s, char *out, size_t outlen)
+{
+    time_t t = (time_t)unix_s;
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    strftime(out, outlen, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+static void note_loop_thread(struct fake *f)
+{
+    pthread_mutex_lock(&f->mu);
+    f->loop_tid = pthread_self();
+    f->loop_known = 1;
+    pthread_mutex_unlock(&f->mu);
+}
+
+/* ---- connections and requests ------------------------------------------ */
+
+static void req_free(struct fake_req *r)
+{
+    if (r == NULL) return;
+    pthread_mutex_lock(&r->f->mu);
+    r->f->stats.in_flight--;
+    pthread_mutex_unlock(&r->f->mu);
+    if (r->timer) event_free(r->timer);
+    if (r->cut_timer) event_free(r->cut_timer);
+    if (r->conn && r->conn->active == r) r->conn->active = NULL;
+    if (r->prev) r->prev->next = r->next;
+    else r->f->reqs = r->next;
+    if (r->next) r->next->prev = r->prev;
+    free(r);
+}
+
+/* Call before handing evhttp the last part of a reply: evhttp may free the
+ * connection (and run conn_closed_cb) before the call returns. */
+static void req_detach(struct fake_req *r)
+{
+    if (r->conn && r->conn->active == r) r->conn->active = NULL;
+    r->conn = NULL;
+}
+
+static void conn_unlink(struct fake_conn *c)
+{
+    if (c->prev) c->prev->next = c->next;
+    else c->f->conns = c->next;
+    if (c->next) c->next->prev = c->prev;
+    c->next = c->prev = NULL;
+}
+
+/* evhttp is freeing the connection. A request of ours on it is finished: if
+ * evhttp detached it (the client went away mid-answer), it is ours to free. */
+static void conn_closed_cb(struct evhttp_connection *evcon, void *arg)
+{
+    struct fake_conn *c = arg;
+    (void)evcon;
+    if (c->active != NULL) {
+        struct fake_req *r = c->active;
+        if (evhttp_request_get_connection(r->req) == NULL) evhttp_request_free(r->req);
+        req_free(r);
+    }
+    conn_unlink(c);
+    free(c);
+}
+
+static struct fake_conn *conn_get(struct fake *f, struct evhttp_connection *evcon)
+{
+    struct fake_conn *c;
+    struct bufferevent *bev;
+
+    for (c = f->conns; c != NULL; c = c->next)
+        if (c->evcon == evcon) return c;
+    c = calloc(1, sizeof *c);
+    if (c == NULL) return NULL;
+    c->f = f;
+    c->evcon = evcon;
+    c->next = f->conns;
+    if (f->conns) f->conns->prev = c;
+    f->conns = c;
+    evhttp_connection_set_closecb(evcon, conn_closed_cb, c);
+    bev = evhttp_connection_get_bufferevent(evcon);
+    if (bev != NULL && bufferevent_getfd(bev) >= 0) net_nodelay(bufferevent_getfd(bev));
+    return c;
+}
+
+static int conn_fd(const struct fake_conn *c)
+{
+    struct bufferevent *bev = evhttp_connection_get_bufferevent(c->evcon);
+    return bev ? (int)bufferevent_getfd(bev) : -1;
+}
+
+/* Ends a connection now. reset: RST (SO_LINGER 0) instead of FIN. What was
+ * already queued is written first, so a cut stream really shows its first
+ * events. The request on it (if any) must already be detached from us. */
+static void conn_kill(struct fake_conn *c, int reset)
+{
+    struct bufferevent *bev = evhttp_connection_get_bufferevent(c->evcon);
+    struct evhttp_connection *evcon = c->evcon;
+    int fd = conn_fd(c);
+
+    if (bev != NULL && fd >= 0) {
+        struct evbuffer *out = bufferevent_get_output(bev);
+        int guard = 64;
+        while (evbuffer_get_length(out) > 0 && guard-- > 0)
+            if (evbuffer_write(out, fd) <= 0) break;
+        if (reset) {
+            /* evhttp shuts the socket down (FIN) before closing it, so
+             * SO_LINGER 0 alone would send FIN then RST. Disconnecting with
+             * AF_UNSPEC resets at once on Linux (tcp_disconnect) and leaves
+             * the descriptor valid for evhttp to close. */
+            struct linger lg = {1, 0};
+            struct sockaddr sa;
+            memset(&sa, 0, sizeof sa);
+            sa.sa_family = AF_UNSPEC;
+            (void)setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+            (void)connect(fd, &sa, sizeof sa);
+        }
+    }
+    evhttp_connection_free(evcon); /* runs conn_closed_cb, which frees c */
+}
+
+/* Drops every connection (egress_block refuse). */
+static void conns_drop_all(struct fake *f)
+{
+    while (f->conns != NULL) {
+        struct fake_conn *c = f->conns;
+        if (c->active) req_free(c->active);
+        conn_kill(c, 0);
+        if (f->conns == c) { /* the close callback did not run */
+            conn_unlink(c);
+            free(c);
+        }
+    }
+}
+
+/* ---- fault table ------------------------------------------------------- */
+
+static void purge_expired_locked(struct fake *f, uint64_t now)
+{
+    for (int i = 0; i < FAULT__COUNT; i++)
+        if (f->faults[i].active && f->faults[i].expires_us && now >= f->faults[i].expires_us)
+            f->faults[i].active = 0;
+}
+
+/* Runs on the loop: brings the listener in line with the table and arms the
+ * expiry timer. */
+static void sync_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct fake *f = arg;
+    uint64_t now = clock_mono_us(), next = 0, gen;
+    int refuse;
+    char err[256];
+    (void)fd;
+    (void)what;
+
+    pthread_mutex_lock(&f->mu);
+    f->loop_tid = pthread_self();
+    f->loop_known = 1;
+    purge_expired_locked(f, now);
+    refuse = f->faults[FAULT_EGRESS_BLOCK].active &&
+             strcmp(f->faults[FAULT_EGRESS_BLOCK].spec.mode, "refuse") == 0;
+    for (int i = 0; i < FAULT__COUNT; i++)
+        if (f->faults[i].active && f->faults[i].expires_us &&
+            (next == 0 || f->faults[i].expires_us < next))
+            next = f->faults[i].expires_us;
+    gen = f->gen_want;
+    pthread_mutex_unlock(&f->mu);
+
+    if (refuse && f->listening) {
+        evhttp_del_accept_socket(f->http, f->bound);
+        f->bound = NULL;
+        f->listening = 0;
+        conns_drop_all(f);
+        log_info(tag_of(f), "egress_block refuse: port %d closed", f->port);
+    } else if (!refuse && !f->listening) {
+        int port = 0;
+        if (net_listen_http(f->http, f->spec.host, f->port, &port, &f->bound, err, sizeof err) ==
+            0) {
+            f->listening = 1;
+            log_info(tag_of(f), "listening again on port %d", f->port);
+        } else {
+            /* The port may be briefly taken; try again soon. */
+            log_warn(tag_of(f), "re-listen: %s", err);
+            if (next == 0 || next > now + 100000) next = now + 100000;
+        }
+    }
+    if (next != 0) {
+        struct timeval tv;
+        uint64_t d = next > now ? next - now : 0;
+        tv.tv_sec = (time_t)(d / 1000000);
+        tv.tv_usec = (suseconds_t)(d % 1000000);
+        evtimer_add(f->ev_expire, &tv);
+    } else {
+        evtimer_del(f->ev_expire);
+    }
+
+    pthread_mutex_lock(&f->mu);
+    if (gen > f->gen_done) f->gen_done = gen;
+    pthread_cond_broadcast(&f->cv);
+    pthread_mutex_unlock(&f->mu);
+}
+
+/* Hands the table change to the loop; from another thread, waits (bounded)
+ * until the loop has applied it. Called with f->mu held; releases it. */
+static void kick_and_wait_locked(struct fake *f)
+{
+    uint64_t g = ++f->gen_want;
+    int wait = f->loop_known && !pthread_equal(f->loop_tid, pthread_self());
+    struct timespec deadline;
+
+    pthread_mutex_unlock(&f->mu);
+    event_active(f->ev_sync, EV_TIMEOUT, 0);
+    if (!wait) return;
+    clock_gettime(CLOCK_REALTIME, &deadline);
+    deadline.tv_nsec += 250 * 1000000L;
+    if (deadline.tv_nsec >= 1000000000L) {
+        deadline.tv_sec++;
+        deadline.tv_nsec -= 1000000000L;
+    }
+    pthread_mutex_lock(&f->mu);
+    while (f->gen_done < g)
+        if (pthread_cond_timedwait(&f->cv, &f->mu, &deadline) != 0) break;
+    pthread_mutex_unlock(&f->mu);
+}
+
+int fake_fault_add(struct fake *f, const struct fault_spec *spec)
+{
+    if (f == NULL || spec == NULL || (int)spec->kind < 0 || spec->kind >= FAULT__COUNT ||
+        !(spec->probability >= 0 && spec->probability <= 1))
+        return -1;
+    pthread_mutex_lock(&f->mu);
+    f->faults[spec->kind].active = 1;
+    f->faults[spec->kind].spec = *spec;
+    f->faults[spec->kind].spec.key[sizeof spec->key - 1] = '\0';
+    f->faults[spec->kind].spec.mode[sizeof spec->mode - 1] = '\0';
+    f->faults[spec->kind].expires_us =
+        spec->duration_s > 0 ? clock_mono_us() + (uint64_t)(spec->duration_s * 1e6) : 0;
+    kick_and_wait_locked(f);
+    log_info(tag_of(f), "fault %s on", fault_kind_name(spec->kind));
+    return 0;
+}
+
+void fake_fault_clear(struct fake *f, int kind)
+{
+    if (f == NULL || kind >= FAULT__COUNT || kind < -1) return;
+    pthread_mutex_lock(&f->mu);
+    for (int i = 0; i < FAULT__COUNT; i++)
+        if (kind == -1 || kind == i) f->faults[i].active = 0;
+    kick_and_wait_locked(f);
+}
+
+int fake_fault_list(struct fake *f, struct fault_spec *out, double *remaining_s, int max)
+{
+    int n = 0;
+    uint64_t now = clock_mono_us();
+    pthread_mutex_lock(&f->mu);
+    purge_expired_locked(f, now);
+    for (int i = 0; i < FAULT__COUNT; i++) {
+        if (!f->faults[i].active) continue;
+        if (n < max) {
+            if (out) out[n] = f->faults[i].spec;
+            if (remaining_s)
+                remaining_s[n] = f->faults[i].expires_us
+                                     ? (double)(f->faults[i].expires_us - now) / 1e6
+                                     : 0;
+        }
+        n++;
+    }
+    pthread_mutex_unlock(&f->mu);
+    return n;
+}
+
+void fake_stats_get(struct fake *f, struct fake_stats *out)
+{
+    pthread_mutex_lock(&f->mu);
+    *out = f->stats;
+    pthread_mutex_unlock(&f->mu);
+}
+
+static void stat_add(struct fake *f, uint64_t *field)
+{
+    pthread_mutex_lock(&f->mu);
+    (*field)++;
+    pthread_mutex_unlock(&f->mu);
+}
+
+static void expire_cb(evutil_socket_t fd, short what, void *arg)
+{
+    sync_cb(fd, what, arg);
+}
+
+/* ---- sending ------------------------------------------------------------ */
+
+static const char *reason_of(int status)
+{
+    switch (status) {
+    case 200: return "OK";
+    case 400: return "Bad Request";
+    case 401: return "Unauthorized";
+    case 403: return "Forbidden";
+    case 404: return "Not Found";
+    case 405: return "Method Not Allowed";
+    case 408: return "Request Timeout";
+    case 409: return "Conflict";
+    case 413: return "Payload Too Large";
+    case 422: return "Unprocessable Entity";
+    case 429: return "Too Many Requests";
+    case 500: return "Internal Server Error";
+    case 502: return "Bad Gateway";
+    case 503: return "Service Unavailable";
+    case 504: return "Gateway Timeout";
+    case 529: return "Overloaded";
+    default: return status < 400 ? "OK" : status < 500 ? "Client Error" : "Server Error";
+    }
+}
+
+static void add_common_headers(struct fake_req *r, struct evkeyvalq *h)
+{
+    evhttp_add_header(h, "x-slodrill-provider", r->f->spec.name);
+}
+
+static int send_buf(struct evhttp_request *req, int status, const struct buf *b)
+{
+    struct evbuffer *eb = evbuffer_new();
+    if (eb == NULL) return -1;
+    if (b->len > 0 && evbuffer_add(eb, b->data, b->len) != 0) {
+        evbuffer_free(eb);
+        return -1;
+    }
+    evhttp_send_reply(req, status, reason_of(status), eb);
+    evbuffer_free(eb);
+    return 0;
+}
+
+static int send_chunk(struct evhttp_request *req, const struct buf *b)
+{
+    struct evbuffer *eb = evbuffer_new();
+    if (eb == NULL) return -1;
+    if (evbuffer_add(eb, b->data, b->len) != 0) {
+        evbuffer_free(eb);
+        return -1;
+    }
+    evhttp_send_reply_chunk(req, eb);
+    evbuffer_free(eb);
+    return 0;
+}
+
+/* Answers with a dialect error and frees r. */
+static void reply_error(struct fake_req *r, const struct fake_errinfo *e)
+{
+    struct buf body;
+    struct evkeyvalq *h = evhttp_request_get_output_headers(r->req);
+    int status = 500;
+
+    buf_init(&body, 1 << 16);
+    add_common_headers(r, h);
+    if (r->f->wire->error(r, e, &status, h, &body) != 0) {
+        log_error(tag_of(r->f), "error body did not fit");
+        buf_reset(&body);
+    }
+    req_detach(r);
+    if (send_buf(r->req, status, &body) != 0) log_error(tag_of(r->f), "out of memory");
+    buf_cleanup(&body);
+    req_free(r);
+}
+
+static void reply_http(struct fake_req *r, int status, const char *msg)
+{
+    struct fake_errinfo e = {.kind = FAKE_ERR_HTTP, .status = status, .message = msg};
+    reply_error(r, &e);
+}
+
+/* Ends r's connection without finishing the response (cut), or with a RST.
+ * Frees r; evhttp frees the request with the connection. */
+static void cut_now(struct fake_req *r, int reset)
+{
+    struct fake_conn *c = r->conn;
+    req_free(r);
+    if (c != NULL) conn_kill(c, reset);
+}
+
+static void schedule(struct fake_req *r, double ms)
+{
+    struct timeval tv;
+    if (ms < 0) ms = 0;
+    tv.tv_sec = (time_t)(ms / 1000.0);
+    tv.tv_usec = (suseconds_t)fmod(ms * 1000.0, 1e6);
+    evtimer_add(r->timer, &tv);
+}
+
+/* Delay before the next token event: the model's pace with +-50% jitter,
+ * plus any slow_tokens fault. */
+static double next_interval(struct fake_req *r)
+{
+    double base = 1000.0 / r->f->spec.latency.tokens_per_s;
+    return base * (0.5 + fake_rng_unit(&r->rng_time)) + r->extra_tok_ms;
+}
+
+static int token_text(struct fake_req *r, int i, struct buf *out)
+{
+    char w[32];
+    fake_rng_word(&r->rng_text, w, sizeof w);
+    if (i == 0 && w[0] >= 'a' && w[0] <= 'z') w[0] = (char)(w[0] - 'a' + 'A');
+    return buf_printf(out, "%s%s", i == 0 ? "" : " ", w);
+}
+
+/* Breaks the JSON of one serialized event (or body): keeps the front half. */
+static void corrupt(struct buf *b)
+{
+    size_t keep = b->len / 2;
+    int sse = b->len > 2 && b->data[b->len - 1] == '\n' && b->data[b->len - 2] == '\n';
+    char *s = buf_steal(b);
+    if (buf_append(b, s, keep) != 0 || (sse && buf_puts(b, "\n\n") != 0)) buf_reset(b);
+    free(s);
+}
+
+static void finish_ok(struct fake_req *r)
+{
+    if (!r->faulted) stat_add(r->f, &r->f->stats.ok);
+    req_free(r);
+}
+
+/* One step of a stream: sends events until the next one needs a wait. */
+static void stream_step(struct fake_req *r)
+{
+    struct buf ev;
+    int total = r->npre + r->out_tokens + r->npost;
+
+    buf_init(&ev, 1 << 16);
+    for (;;) {
+        double delay = 0;
+        int k;
+        buf_reset(&ev);
+        if (r->pos >= total) {
+            req_detach(r);
+            evhttp_send_reply_end(r->req);
+            finish_ok(r);
+            goto out;
+        }
+        if (r->pos == r->stall_after) {
+            r->held = 1; /* silent from here on; the reaper notices a hang-up */
+            goto out;
+        }
+        if (r->pos == r->cut_after) {
+            cut_now(r, r->cut_reset);
+            goto out;
+        }
+        if (r->pos == r->error_after) {
+            if (r->f->wire->error_event(r, r->error_status, &ev) == 0) send_chunk(r->req, &ev);
+            req_detach(r);
+            evhttp_send_reply_end(r->req);
+            req_free(r);
+            goto out;
+        }
+        k = r->pos - r->npre;
+        if (r->pos < r->npre) {
+            if (r->f->wire->pre(r, r->pos, &ev) != 0) goto overflow;
+        } else if (k < r->out_tokens) {
+            struct buf t;
+            int rc;
+            buf_init(&t, 256);
+            rc = token_text(r, k, &t) != 0 || r->f->wire->token(r, t.data, &ev) != 0;
+            buf_cleanup(&t);
+            if (rc) goto overflow;
+            r->sent_tokens++;
+        } else {
+            if (r->f->wire->post(r, k - r->out_tokens, &ev) != 0) goto overflow;
+        }
+        if (r->pos == r->malformed_after) corrupt(&ev);
+        if (send_chunk(r->req, &ev) != 0) goto overflow;
+        r->pos++;
+        k = r->pos - r->npre;
+        if (k >= 1 && k < r->out_tokens) delay = next_interval(r);
+        if (delay > 0) {
+            schedule(r, delay);
+            goto out;
+        }
+    }
+overflow:
+    log_error(tag_of(r->f), "stream event did not fit; cutting the stream");
+    cut_now(r, 0);
+out:
+    buf_cleanup(&ev);
+}
+
+/* The non-streaming answer, all at once. */
+static void body_send(struct fake_req *r)
+{
+    struct buf text, body;
+    struct evkeyvalq *h = evhttp_request_get_output_headers(r->req);
+
+    buf_init(&text, 1 << 20);
+    buf_init(&body, 2 << 20);
+    for (int i = 0; i < r->out_tokens; i++)
+        if (token_text(r, i, &text) != 0) goto overflow;
+    r->sent_tokens = r->out_tokens;
+    if (r->malformed_ctype) {
+        if (buf_puts(&body, "<html><head><title>502 Bad Gateway</title></head><body>"
+                            "<center><h1>502 Bad Gateway</h1></center></body></html>\n") != 0)
+            goto overflow;
+        evhttp_add_header(h, "Content-Type", "text/html; charset=utf-8");
+        add_common_headers(r, h);
+        req_detach(r);
+        send_buf(r->req, 200, &body);
+        req_free(r);
+        goto out;
+    }
+    if (r->f->wire->body(r, text.data, &body) != 0) goto overflow;
+    add_common_headers(r, h);
+    if (r->f->wire->ok_headers(r, h) != 0) goto overflow;
+    if (r->malformed_after >= 0) corrupt(&body);
+    if (r->cut_after >= 0 || r->cut_ms > 0) {
+        /* Half the body, chunked, then the connection ends. */
+        struct buf half;
+        buf_init(&half, 0);
+        if (buf_append(&half, body.data, body.len / 2) == 0) {
+            evhttp_send_reply_start(r->req, 200, "OK");
+            send_chunk(r->req, &half);
+        }
+        buf_cleanup(&half);
+        cut_now(r, r->cut_reset);
+        goto out;
+    }
+    req_detach(r);
+    send_buf(r->req, 200, &body);
+    finish_ok(r);
+    goto out;
+overflow:
+    log_error(tag_of(r->f), "answer did not fit");
+    reply_http(r, 500, NULL);
+out:
+    buf_cleanup(&text);
+    buf_cleanup(&body);
+}
+
+static void timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct fake_req *r = arg;
+    (void)fd;
+    (void)what;
+    if (r->stream) stream_step(r);
+    else body_send(r);
+}
+
+static void cut_timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct fake_req *r = arg;
+    (void)fd;
+    (void)what;
+    cut_now(r, r->cut_reset);
+}
+
+/* egress_block reset: the connection is reset as soon as it says anything. */
+static void reset_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct fake_req *r = arg;
+    (void)fd;
+    (void)what;
+    cut_now(r, 1);
+}
+
+/* Held requests (blackhole, stall): frees them once the client hangs up. */
+static void reap_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct fake *f = arg;
+    struct fake_req *r, *next;
+    (void)fd;
+    (void)what;
+    note_loop_thread(f);
+    for (r = f->reqs; r != NULL; r = next) {
+        char c;
+        ssize_t n;
+        int cfd;
+        next = r->next;
+        if (!r->held || r->conn == NULL) continue;
+        cfd = conn_fd(r->conn);
+        if (cfd < 0) continue;
+        n = recv(cfd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
+        if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) {
+            if (next != NULL && next->conn == r->conn) next = next->next;
+            cut_now(r, 0);
+        }
+    }
+}
+
+/* ---- the request ---------------------------------------------------------- */
+
+struct applied {
+    int on[FAULT__COUNT];
+    struct fault_spec spec[FAULT__COUNT];
+};
+
+static const char *request_key(struct fake *f, struct evhttp_request *req)
+{
+    struct evkeyvalq *h = evhttp_request_get_input_headers(req);
+    const char *a = evhttp_find_header(h, "Authorization");
+    if (f->spec.dialect == FAKE_ANTHROPIC) {
+        const char *k = evhttp_find_header(h, "x-api-key");
+        if (k != NULL) return k;
+    }
+    if (a != NULL && strncasecmp(a, "Bearer ", 7) == 0) {
+        a += 7;
+        while (*a == ' ') a++;
+        return a;
+    }
+    return NULL;
+}
+
+/* Which faults hit this request: the table's (each drawn against its
+ * probability and key scope) plus the one in x-slodrill-fault. Draws happen
+ * for every active fault in a fixed order, so a seed replays exactly. */
+static int faults_for(struct fake_req *r, const char *key, struct applied *ap, char *err,
+                      size_t errlen)
+{
+    struct fake *f = r->f;
+    struct fault_slot snap[FAULT__COUNT];
+    const char *hdr;
+    int rc = -1;
+
+    memset(ap, 0, sizeof *ap);
+    pthread_mutex_lock(&f->mu);
+    purge_expired_locked(f, clock_mono_us());
+    memcpy(snap, f->faults, sizeof snap);
+    pthread_mutex_unlock(&f->mu);
+    for (int i = 0; i < FAULT__COUNT; i++) {
+        double u;
+        if (!snap[i].active) continue;
+        u = fake_rng_unit(&f->rng_fault);
+        if (snap[i].spec.key[0] != '\0' && (key == NULL || strcmp(key, snap[i].spec.key) != 0))
+            continue;
+        if (u >= snap[i].spec.probability) continue;
+        ap->on[i] = 1;
+        ap->spec[i] = snap[i].spec;
+    }
+    hdr = f->spec.fault_header
+              ? evhttp_find_header(evhttp_request_get_input_headers(r->req), "x-slodrill-fault")
+              : NULL;
+    if (hdr != NULL) {
+        struct fault_spec fs;
+        if (fault_spec_parse(hdr, &fs, err, errlen) != 0) goto out;
+        if (fs.probability >= 1.0 || fake_rng_unit(&f->rng_fault) < fs.probability) {
+            if (fs.key[0] == '\0' || (key != NULL && strcmp(key, fs.key) == 0)) {
+                ap->on[fs.kind] = 1;
+                ap->spec[fs.kind] = fs;
+            }
+        }
+    }
+    rc = 0;
+out:
+    return rc;
+}
+
+static void window_tick(struct fake *f)
+{
+    uint64_t now = clock_mono_us();
+    if (now - f->window_start_us >= 60000000ULL) {
+        f->window_start_us = now;
+        f->window_used = 0;
+    }
+    f->window_used++;
+}
+
+static struct fake_req *req_new(struct fake *f, struct evhttp_request *req, struct fake_conn *c)
+{
+    struct fake_req *r = calloc(1, sizeof *r);
+    uint64_t seed;
+    char rnd[40];
+
+    if (r == NULL) return NULL;
+    r->f = f;
+    r->req = req;
+    r->conn = c;
+    r->t_arrival_us = clock_mono_us();
+    r->created = f->spec.fixed_created > 0 ? f->spec.fixed_created
+                                           : (int64_t)(clock_wall_us() / 1000000);
+    r->cut_after = r->stall_after = r->error_after = r->malformed_after = -1;
+    seed = fake_rng_next(&f->rng);
+    fake_rng_seed(&r->rng_text, seed ^ 0x7465787400000000ULL);
+    fake_rng_seed(&r->rng_time, seed ^ 0x74696d6500000000ULL);
+    fake_rng_seed(&r->rng_misc, seed ^ 0x6d69736300000000ULL);
+    if (f->spec.dialect == FAKE_OPENAI) {
+        fake_rng_alnum(&r->rng_misc, rnd, 24);
+        snprintf(r->id, sizeof r->id, "chatcmpl-%s-%s", f->spec.name, rnd);
+        fake_rng_hex(&r->rng_misc, rnd, 32);
+        snprintf(r->request_id, sizeof r->request_id, "req_%s", rnd);
+    } else {
+        fake_rng_alnum(&r->rng_misc, rnd, 24);
+        snprintf(r->id, sizeof r->id, "msg_%s_%s", f->spec.name, rnd);
+        fake_rng_alnum(&r->rng_misc, rnd, 24);
+        snprintf(r->request_id, sizeof r->request_id, "req_011C%s", rnd);
+    }
+    r->timer = evtimer_new(f->base, timer_cb, r);
+    if (r->timer == NULL) {
+        free(r);
+        return NULL;
+    }
+    r->next = f->reqs;
+    if (f->reqs) f->reqs->prev = r;
+    f->reqs = r;
+    pthread_mutex_lock(&f->mu);
+    f->stats.in_flight++;
+    pthread_mutex_unlock(&f->mu);
+    if (c != NULL) c->active = r;
+    return r;
+}
+
+/* Parses the JSON body; NULL when it is not JSON. */
+static cJSON *body_json(struct evhttp_request *req)
+{
+    struct evbuffer *in = evhttp_request_get_input_buffer(req);
+    size_t n = evbuffer_get_length(in);
+    const char *p;
+    if (n == 0 || n > FAKE_MAX_BODY) return NULL;
+    p = (const char *)evbuffer_pullup(in, -1);
+    if (p == NULL) return NULL;
+    return cJSON_ParseWithLength(p, n);
+}
+
+/* Decides the answer's length and pace and starts playing it. */
+static void answer(struct fake_req *r, const struct applied *ap)
+{
+    struct fake *f = r->f;
+    const struct fake_latency *lat = &f->spec.latency;
+    double n;
+
+    r->ttft_ms = fake_rng_lognormal(&r->rng_time, lat->ttft_median_ms, lat->ttft_p95_ms);
+    if (r->ttft_ms > 600000) r->ttft_ms = 600000;
+    n = round(fake_rng_lognormal(&r->rng_time, lat->output_tokens_median,
+                                 lat->output_tokens_median * 2.0));
+    if (n < 1) n = 1;
+    if (n > FAKE_MAX_TOKENS) n = FAKE_MAX_TOKENS;
+    r->out_tokens = (int)n;
+    if (r->max_tokens > 0 && r->out_tokens > r->max_tokens) {
+        r->out_tokens = r->max_tokens;
+        r->capped = 1;
+    }
+
+    if (ap->on[FAULT_SLOW_TTFT]) r->extra_ttft_ms = ap->spec[FAULT_SLOW_TTFT].ms;
+    if (ap->on[FAULT_SLOW_TOKENS]) r->extra_tok_ms = ap->spec[FAULT_SLOW_TOKENS].ms;
+    if (ap->on[FAULT_STALL]) r->stall_after = ap->spec[FAULT_STALL].after_events;
+    if (ap->on[FAULT_CUT]) {
+        r->cut_reset = strcmp(ap->spec[FAULT_CUT].mode, "reset") == 0;
+        if (ap->spec[FAULT_CUT].ms > 0) r->cut_ms = ap->spec[FAULT_CUT].ms;
+        else r->cut_after = ap->spec[FAULT_CUT].after_events;
+    }
+    if (ap->on[FAULT_ERROR_EVENT]) {
+        r->error_after = ap->spec[FAULT_ERROR_EVENT].after_events;
+        r->error_status = ap->spec[FAULT_ERROR_EVENT].status;
+    }
+    if (ap->on[FAULT_MALFORMED]) {
+        if (strcmp(ap->spec[FAULT_MALFORMED].mode, "content_type") == 0) r->malformed_ctype = 1;
+        else r->malformed_after = ap->spec[FAULT_MALFORMED].after_events;
+    }
+
+    if (!r->stream) {
+        double total = r->ttft_ms + r->extra_ttft_ms;
+        if (r->stall_after >= 0) {
+            r->held = 1; /* a non-streaming stall is silence */
+            return;
+        }
+        if (r->error_after >= 0) {
+            struct fake_errinfo e = {.kind = FAKE_ERR_HTTP, .status = r->error_status};
+            if (e.status == 0) e.kind = FAKE_ERR_OVERLOADED;
+            if (f->spec.dialect == FAKE_OPENAI && e.status == 0) {
+                e.kind = FAKE_ERR_HTTP;
+                e.status = 500;
+            }
+            reply_error(r, &e);
+            return;
+        }
+        for (int i = 1; i < r->out_tokens; i++) total += next_interval(r);
+        schedule(r, total);
+        return;
+    }
+
+    /* Streaming: headers now, the first event when the first token is ready. */
+    {
+        struct evkeyvalq *h = evhttp_request_get_output_headers(r->req);
+        add_common_headers(r, h);
+        if (r->malformed_ctype) {
+            evhttp_add_header(h, "Content-Type", "text/html; charset=utf-8");
+            r->npre = r->npost = 0;
+            r->out_tokens = 0;
+            evhttp_send_reply_start(r->req, 200, "OK");
+            {
+                struct buf b;
+                buf_init(&b, 0);
+                if (buf_puts(&b, "<html><body><h1>Upstream error</h1></body></html>\n") == 0)
+                    send_chunk(r->req, &b);
+                buf_cleanup(&b);
+            }
+            req_detach(r);
+            evhttp_send_reply_end(r->req);
+            req_free(r);
+            return;
+        }
+        if (f->wire->ok_headers(r, h) != 0) {
+            reply_http(r, 500, NULL);
+            return;
+        }
+        r->npre = f->wire->npre(r);
+        r->npost = f->wire->npost(r);
+        evhttp_send_reply_start(r->req, 200, "OK");
+        r->headers_sent = 1;
+        if (r->cut_ms > 0) {
+            struct timeval tv = {(time_t)(r->cut_ms / 1000),
+                                 (suseconds_t)fmod(r->cut_ms * 1000.0, 1e6)};
+            r->cut_timer = evtimer_new(f->base, cut_timer_cb, r);
+            if (r->cut_timer) evtimer_add(r->cut_timer, &tv);
+        }
+        schedule(r, r->ttft_ms + r->extra_ttft_ms);
+    }
+}
+
+static void handle(struct evhttp_request *req, void *arg)
+{
+    struct fake *f = arg;
+    struct evhttp_connection *evcon = evhttp_request_get_connection(req);
+    struct fake_conn *c = NULL;
+    struct fake_req *r = NULL;
+    struct applied ap;
+    const char *uri = evhttp_request_get_uri(req), *key;
+    char path[256], err[256];
+    size_t plen;
+    enum evhttp_cmd_type method = evhttp_request_get_command(req);
+    int route; /* 1 = completions/messages, 2 = models */
+    cJSON *body = NULL;
+    struct fake_errinfo e;
+
+    note_loop_thread(f);
+    plen = strcspn(uri ? uri : "", "?");
+    if (plen >= sizeof path) plen = sizeof path - 1;
+    memcpy(path, uri ? uri : "", plen);
+    path[plen] = '\0';
+
+    if (strcmp(path, "/_chaos/faults") == 0) {
+        fake_control_handle(f, f->spec.control_token, req);
+        goto out;
+    }
+    window_tick(f);
+    stat_add(f, &f->stats.requests);
+    if (evcon != NULL) c = conn_get(f, evcon);
+    r = req_new(f, req, c);
+    if (r == NULL) {
+        evhttp_send_reply(req, 500, "Internal Server Error", NULL);
+        goto out;
+    }
+    key = request_key(f, req);
+    if (faults_for(r, key, &ap, err, sizeof err) != 0) {
+        char msg[400];
+        snprintf(msg, sizeof msg, "x-slodrill-fault: %s", err);
+        reply_http(r, 400, msg);
+        r = NULL;
+        goto out;
+    }
+    for (int i = 0; i < FAULT__COUNT; i++) r->faulted |= ap.on[i];
+    if (r->faulted) stat_add(f, &f->stats.faulted);
+
+    /* egress_block: nothing a provider would say reaches the client. */
+    if (ap.on[FAULT_EGRESS_BLOCK]) {
+        if (strcmp(ap.spec[FAULT_EGRESS_BLOCK].mode, "blackhole") == 0) {
+            r->held = 1;
+        } else {
+            /* reset, or refuse racing the listener close: RST on the next turn */
+            event_free(r->timer);
+            r->timer = evtimer_new(f->base, reset_cb, r);
+            if (r->timer) schedule(r, 0);
+        }
+        r = NULL;
+        goto out;
+    }
+
+    route = 0;
+    if (strcmp(path, "/v1/models") == 0 && method == EVHTTP_REQ_GET) route = 2;
+    else if (f->spec.dialect == FAKE_OPENAI && strcmp(path, "/v1/chat/completions") == 0 &&
+             method == EVHTTP_REQ_POST)
+        route = 1;
+    else if (f->spec.dialect == FAKE_ANTHROPIC && strcmp(path, "/v1/messages") == 0 &&
+             method == EVHTTP_REQ_POST)
+        route = 1;
+    if (route == 0) {
+        memset(&e, 0, sizeof e);
+        e.kind = FAKE_ERR_NOT_FOUND;
+        e.method = method == EVHTTP_REQ_GET ? "GET" : method == EVHTTP_REQ_POST ? "POST"
+                                                    : method == EVHTTP_REQ_DELETE ? "DELETE"
+                                                                                   : "OTHER";
+        e.path = path;
+        reply_error(r, &e);
+        r = NULL;
+        goto out;
+    }
+
+    /* Keys: missing, wrong, or revoked by a fault. */
+    memset(&e, 0, sizeof e);
+    if (key == NULL || key[0] == '\0') {
+        e.kind = FAKE_ERR_NO_KEY;
+        stat_add(f, &f->stats.auth_failed);
+        reply_error(r, &e);
+        r = NULL;
+        goto out;
+    }
+    if ((f->spec.key[0] != '\0' && strcmp(key, f->spec.key) != 0) || ap.on[FAULT_REVOKE_KEY]) {
+        e.kind = FAKE_ERR_BAD_KEY;
+        e.key = key;
+        if (!ap.on[FAULT_REVOKE_KEY]) stat_add(f, &f->stats.auth_failed);
+        reply_error(r, &e);
+        r = NULL;
+        goto out;
+    }
+
+    if (route == 2) {
+        struct buf b;
+        struct evkeyvalq *h = evhttp_request_get_output_headers(req);
+        buf_init(&b, 1 << 16);
+        add_common_headers(r, h);
+        evhttp_add_header(h, "Content-Type", "application/json");
+        req_detach(r);
+        if (f->wire->models(r, &b) == 0) send_buf(req, 200, &b);
+        else evhttp_send_reply(req, 500, "Internal Server Error", NULL);
+        buf_cleanup(&b);
+        finish_ok(r);
+        r = NULL;
+        goto out;
+    }
+
+    body = body_json(req);
+    memset(&e, 0, sizeof e);
+    if (f->wire->parse(r, body, &e) != 0) {
+        reply_error(r, &e);
+        r = NULL;
+        goto out;
+    }
+
+    memset(&e, 0, sizeof e);
+    if (ap.on[FAULT_RATE_LIMIT]) {
+        e.kind = FAKE_ERR_RATE_LIMIT;
+        e.mode = ap.spec[FAULT_RATE_LIMIT].mode;
+        e.retry_after_s = ap.spec[FAULT_RATE_LIMIT].retry_after_s;
+    } else if (ap.on[FAULT_OVERLOADED]) {
+        e.kind = FAKE_ERR_OVERLOADED;
+    } else if (ap.on[FAULT_HTTP_ERROR]) {
+        e.kind = FAKE_ERR_HTTP;
+        e.status = ap.spec[FAULT_HTTP_ERROR].status;
+    } else {
+        answer(r, &ap);
+        r = NULL;
+        goto out;
+    }
+    reply_error(r, &e);
+    r = NULL;
+out:
+    cJSON_Delete(body);
+}
+
+/* ---- lifetime -------------------------------------------------------------- */
+
+struct fake *fake_new(struct event_base *base, const struct fake_spec *spec, char *err,
+                      size_t errlen)
+{
+    struct fake *f = NULL, *ret = NULL;
+    int port = 0;
+
+    if (spec->name[0] == '\0') {
+        snprintf(err, errlen, "a fake provider needs a name");
+        goto out;
+    }
+    if (!(spec->latency.tokens_per_s > 0)) {
+        snprintf(err, errlen, "fake %s: tokens_per_s must be above 0", spec->name);
+        goto out;
+    }
+    f = calloc(1, sizeof *f);
+    if (f == NULL) {
+        snprintf(err, errlen, "out of memory");
+        goto out;
+    }
+    pthread_mutex_init(&f->mu, NULL);
+    pthread_cond_init(&f->cv, NULL);
+    f->base = base;
+    f->spec = *spec;
+    f->spec.name[sizeof f->spec.name - 1] = '\0';
+    f->spec.key[sizeof f->spec.key - 1] = '\0';
+    f->spec.model[sizeof f->spec.model - 1] = '\0';
+    f->spec.host[sizeof f->spec.host - 1] = '\0';
+    if (f->spec.host[0] == '\0') snprintf(f->spec.host, sizeof f->spec.host, "127.0.0.1");
+    f->wire = spec->dialect == FAKE_ANTHROPIC ? &fake_anthropic_wire : &fake_openai_wire;
+    if (f->spec.model[0] != '\0') snprintf(f->model, sizeof f->model, "%s", f->spec.model);
+    else snprintf(f->model, sizeof f->model, "%s-model", f->spec.name);
+    snprintf(f->tag, sizeof f->tag, "fake:%s", f->spec.name);
+    fake_rng_seed(&f->rng, spec->seed);
+    fake_rng_seed(&f->rng_fault, spec->seed ^ 0x6661756c74000000ULL);
+    f->window_start_us = clock_mono_us();
+
+    f->http = evhttp_new(base);
+    f->ev_sync = event_new(base, -1, 0, sync_cb, f);
+    f->ev_expire = evtimer_new(base, expire_cb, f);
+    f->ev_reap = event_new(base, -1, EV_PERSIST, reap_cb, f);
+    if (f->http == NULL || f->ev_sync == NULL || f->ev_expire == NULL || f->ev_reap == NULL) {
+        snprintf(err, errlen, "fake %s: out of memory", spec->name);
+        goto out;
+    }
+    evhttp_set_max_body_size(f->http, FAKE_MAX_BODY);
+    evhttp_set_max_headers_size(f->http, FAKE_MAX_HEADERS);
+    evhttp_set_allowed_methods(f->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_DELETE);
+    evhttp_set_default_content_type(f->http, NULL);
+    evhttp_set_gencb(f->http, handle, f);
+    if (net_listen_http(f->http, f->spec.host, spec->port, &port, &f->bound, err, errlen) != 0)
+        goto out;
+    f->port = port;
+    f->listening = 1;
+    snprintf(f->url, sizeof f->url, "http://%s%s%s:%d", strchr(f->spec.host, ':') ? "[" : "",
+             f->spec.host, strchr(f->spec.host, ':') ? "]" : "", port);
+    {
+        struct timeval tv = {0, FAKE_REAP_MS * 1000};
+        event_add(f->ev_reap, &tv);
+    }
+    ret = f;
+    f = NULL;
+out:
+    fake_free(f);
+    return ret;
+}
+
+void fake_free(struct fake *f)
+{
+    if (f == NULL) return;
+    /* Our requests first (their timers), then evhttp with its connections. */
+    while (f->reqs != NULL) {
+        struct fake_req *r = f->reqs;
+        if (r->conn == NULL && r->req != NULL &&
+            evhttp_request_get_connection(r->req) == NULL)
+            evhttp_request_free(r->req);
+        req_free(r);
+    }
+    if (f->http) evhttp_free(f->http);
+    while (f->conns != NULL) {
+        struct fake_conn *c = f->conns;
+        conn_unlink(c);
+        free(c);
+    }
+    if (f->ev_sync) event_free(f->ev_sync);
+    if (f->ev_expire) event_free(f->ev_expire);
+    if (f->ev_reap) event_free(f->ev_reap);
+    pthread_cond_destroy(&f->cv);
+    pthread_mutex_destroy(&f->mu);
+    free(f);
+}

@@ -1,0 +1,384 @@
+/* fake_anthropic.c -- the Anthropic Messages wire, byte for byte.
+ *
+ * Follows /work/shared/reference/providers.md: compact JSON errors with a
+ * request_id, 529 overloaded_error, `request-id` and anthropic-ratelimit-*
+ * headers; streams of `event:` + `data:` pairs in the documented order
+ * (message_start, content_block_start, ping, content_block_delta x N,
+ * content_block_stop, message_delta with cumulative usage, message_stop), the
+ * JSON padded with spaces before its closing brace as the real API does. */
+#include "fakeproviders/fake_int.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <cjson/cJSON.h>
+#include <event2/http.h>
+
+#include "common/clock.h"
+
+#define ANT_RPM_LIMIT 4000
+#define ANT_ITPM_LIMIT 2000000
+#define ANT_OTPM_LIMIT 400000
+
+static int ant_parse(struct fake_req *r, const cJSON *body, struct fake_errinfo *e)
+{
+    const cJSON *msgs, *m, *v;
+    size_t bytes = 0;
+    int n = 0;
+
+    if (body == NULL || !cJSON_IsObject(body)) {
+        e->kind = FAKE_ERR_BAD_JSON;
+        return 1;
+    }
+    v = cJSON_GetObjectItemCaseSensitive(body, "model");
+    if (!cJSON_IsString(v)) {
+        e->kind = FAKE_ERR_MISSING;
+        e->field = "model";
+        return 1;
+    }
+    snprintf(r->req_model, sizeof r->req_model, "%s", v->valuestring);
+    msgs = cJSON_GetObjectItemCaseSensitive(body, "messages");
+    if (!cJSON_IsArray(msgs)) {
+        e->kind = FAKE_ERR_MISSING;
+        e->field = "messages";
+        return 1;
+    }
+    v = cJSON_GetObjectItemCaseSensitive(body, "max_tokens");
+    if (!cJSON_IsNumber(v)) {
+        e->kind = FAKE_ERR_MISSING;
+        e->field = "max_tokens";
+        return 1;
+    }
+    if (v->valuedouble >= 1 && v->valuedouble < 1e9) r->max_tokens = (int)v->valuedouble;
+    cJSON_ArrayForEach(m, msgs)
+    {
+        bytes += fake_json_text_bytes(cJSON_GetObjectItemCaseSensitive(m, "content"));
+        n++;
+    }
+    bytes += fake_json_text_bytes(cJSON_GetObjectItemCaseSensitive(body, "system"));
+    r->prompt_tokens = fake_json_estimate_tokens(bytes, n);
+    r->stream = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(body, "stream"));
+    r->include_usage = 1;
+    return 0;
+}
+
+static void ratelimit_headers(struct fake_req *r, struct evkeyvalq *h, int exhausted,
+                              double retry_s)
+{
+    static const struct {
+        const char *name;
+        long limit;
+    } fam[] = {{"requests", ANT_RPM_LIMIT},
+               {"input-tokens", ANT_ITPM_LIMIT},
+               {"output-tokens", ANT_OTPM_LIMIT},
+               {"tokens", ANT_ITPM_LIMIT + ANT_OTPM_LIMIT}};
+    unsigned used = fake_window_used(r->f);
+    int64_t now = (int64_t)(clock_wall_us() / 1000000);
+    char name[80], v[64], reset[40];
+
+    fake_rfc3339(now + (exhausted ? (int64_t)ceil(retry_s) : 1), reset, sizeof reset);
+    for (size_t i = 0; i < sizeof fam / sizeof fam[0]; i++) {
+        long spent = i == 0 ? (long)used : (long)used * (r->prompt_tokens + 40);
+        long left = exhausted ? 0 : fam[i].limit - (spent < fam[i].limit ? spent : fam[i].limit);
+        snprintf(name, sizeof name, "anthropic-ratelimit-%s-limit", fam[i].name);
+        snprintf(v, sizeof v, "%ld", fam[i].limit);
+        evhttp_add_header(h, name, v);
+        snprintf(name, sizeof name, "anthropic-ratelimit-%s-remaining", fam[i].name);
+        snprintf(v, sizeof v, "%ld", left);
+        evhttp_add_header(h, name, v);
+        snprintf(name, sizeof name, "anthropic-ratelimit-%s-reset", fam[i].name);
+        evhttp_add_header(h, name, reset);
+    }
+}
+
+static int ant_ok_headers(struct fake_req *r, struct evkeyvalq *h)
+{
+    evhttp_add_header(h, "Content-Type",
+                      r->stream ? "text/event-stream; charset=utf-8" : "application/json");
+    evhttp_add_header(h, "request-id", r->request_id);
+    evhttp_add_header(h, "anthropic-organization-id", "00000000-0000-4000-8000-510d7111a0e5");
+    ratelimit_headers(r, h, 0, 0);
+    return 0;
+}
+
+struct ant_err {
+    const char *type, *message;
+};
+
+static void status_error(struct fake_req *r, int status, struct ant_err *o, struct buf *tmp)
+{
+    switch (status) {
+    case 400: *o = (struct ant_err){"invalid_request_error", "Invalid request"}; break;
+    case 401: *o = (struct ant_err){"authentication_error", "invalid x-api-key"}; break;
+    case 403:
+        *o = (struct ant_err){"permission_error",
+                              "Your API key does not have permission to use the specified "
+                              "resource."};
+        break;
+    case 404:
+        buf_reset(tmp);
+        *o = (struct ant_err){"not_found_error", "model: not found"};
+        if (buf_printf(tmp, "model: %s", r->req_model[0] ? r->req_model : fake_model(r->f)) ==
+            0)
+            o->message = tmp->data;
+        break;
+    case 413:
+        *o = (struct ant_err){"request_too_large",
+                              "Request exceeds the maximum allowed number of bytes."};
+        break;
+    case 429:
+        *o = (struct ant_err){"rate_limit_error", "This request would exceed your account's "
+                                                  "rate limit. Please try again later."};
+        break;
+    case 504: *o = (struct ant_err){"timeout_error", "Request timeout"}; break;
+    case 529: *o = (struct ant_err){"overloaded_error", "Overloaded"}; break;
+    default:
+        if (status >= 500) *o = (struct ant_err){"api_error", "Internal server error"};
+        else *o = (struct ant_err){"invalid_request_error", "Invalid request"};
+    }
+}
+
+static int error_json(struct fake_req *r, struct buf *out, const struct ant_err *o, int with_id)
+{
+    int rc = 0;
+    rc |= buf_puts(out, "{\"type\":\"error\",\"error\":{\"type\":");
+    rc |= fake_json_str(out, o->type);
+    rc |= buf_puts(out, ",\"message\":");
+    rc |= fake_json_str(out, o->message);
+    rc |= buf_puts(out, "}");
+    if (with_id) {
+        rc |= buf_puts(out, ",\"request_id\":");
+        rc |= fake_json_str(out, r->request_id);
+    }
+    rc |= buf_puts(out, "}");
+    return rc ? -1 : 0;
+}
+
+static int ant_error(struct fake_req *r, const struct fake_errinfo *e, int *status,
+                     struct evkeyvalq *h, struct buf *out)
+{
+    struct buf msg, tmp;
+    struct ant_err o = {"api_error", "Internal server error"};
+    int rc = -1, exhausted = 0;
+    double retry = 0;
+    char v[32];
+
+    buf_init(&msg, 1 << 12);
+    buf_init(&tmp, 1 << 12);
+    switch (e->kind) {
+    case FAKE_ERR_BAD_KEY:
+        *status = 401;
+        status_error(r, 401, &o, &tmp);
+        break;
+    case FAKE_ERR_NO_KEY:
+        *status = 401;
+        o = (struct ant_err){"authentication_error", "x-api-key header is required"};
+        break;
+    case FAKE_ERR_RATE_LIMIT:
+        if (e->mode != NULL && strcmp(e->mode, "quota") == 0) {
+            *status = 400;
+            o = (struct ant_err){"invalid_request_error",
+                                 "Your credit balance is too low to access the Anthropic API. "
+                                 "Please go to Plans & Billing to upgrade or purchase credits."};
+            break;
+        }
+        *status = 429;
+        status_error(r, 429, &o, &tmp);
+        retry = e->retry_after_s;
+        exhausted = 1;
+        break;
+    case FAKE_ERR_OVERLOADED:
+        *status = 529;
+        status_error(r, 529, &o, &tmp);
+        break;
+    case FAKE_ERR_HTTP:
+        *status = e->status;
+        status_error(r, e->status, &o, &tmp);
+        if (e->message != NULL) o.message = e->message;
+        if (e->status == 429) {
+            retry = 1;
+            exhausted = 1;
+        }
+        break;
+    case FAKE_ERR_BAD_JSON:
+        *status = 400;
+        o = (struct ant_err){"invalid_request_error",
+                             "There was an error parsing the body of your request"};
+        break;
+    case FAKE_ERR_MISSING:
+        *status = 400;
+        if (buf_printf(&msg, "%s: Field required", e->field) != 0) goto out;
+        o = (struct ant_err){"invalid_request_error", msg.data};
+        break;
+    case FAKE_ERR_NOT_FOUND:
+        *status = 404;
+        o = (struct ant_err){"not_found_error", "Not Found"};
+        break;
+    }
+    if (error_json(r, out, &o, 1) != 0) goto out;
+    evhttp_add_header(h, "Content-Type", "application/json");
+    evhttp_add_header(h, "request-id", r->request_id);
+    if (*status == 429) {
+        snprintf(v, sizeof v, "%d", (int)ceil(retry));
+        evhttp_add_header(h, "retry-after", v);
+    }
+    if (*status == 429 || *status == 200) ratelimit_headers(r, h, exhausted, retry);
+    rc = 0;
+out:
+    buf_cleanup(&msg);
+    buf_cleanup(&tmp);
+    return rc;
+}
+
+static const char *stop_reason(const struct fake_req *r)
+{
+    return r->capped ? "max_tokens" : "end_turn";
+}
+
+static int ant_body(struct fake_req *r, const char *text, struct buf *out)
+{
+    int rc = 0;
+    rc |= buf_puts(out, "{\"id\":");
+    rc |= fake_json_str(out, r->id);
+    rc |= buf_puts(out, ",\"type\":\"message\",\"role\":\"assistant\",\"model\":");
+    rc |= fake_json_str(out, fake_model(r->f));
+    rc |= buf_puts(out, ",\"content\":[{\"type\":\"text\",\"text\":");
+    rc |= fake_json_str(out, text);
+    rc |= buf_printf(out,
+                     "}],\"stop_reason\":\"%s\",\"stop_sequence\":null,\"usage\":{"
+                     "\"input_tokens\":%d,\"cache_creation_input_tokens\":0,"
+                     "\"cache_read_input_tokens\":0,\"output_tokens\":%d,"
+                     "\"service_tier\":\"standard\"}}",
+                     stop_reason(r), r->prompt_tokens, r->sent_tokens);
+    return rc ? -1 : 0;
+}
+
+static int ant_npre(struct fake_req *r)
+{
+    (void)r;
+    return 3;
+}
+
+static int ant_npost(struct fake_req *r)
+{
+    (void)r;
+    return 3;
+}
+
+/* The spaces real streams put before an event's closing brace. */
+static int pad_close(struct fake_req *r, struct buf *out)
+{
+    int n = (int)(fake_rng_next(&r->rng_misc) % 16), rc = 0;
+    for (int i = 0; i < n && rc == 0; i++) rc |= buf_puts(out, " ");
+    rc |= buf_puts(out, "}\n\n");
+    return rc ? -1 : 0;
+}
+
+static int ant_pre(struct fake_req *r, int i, struct buf *out)
+{
+    int rc = 0;
+    switch (i) {
+    case 0:
+        rc |= buf_puts(out, "event: message_start\ndata: {\"type\":\"message_start\",\"message\":"
+                            "{\"id\":");
+        rc |= fake_json_str(out, r->id);
+        rc |= buf_puts(out, ",\"type\":\"message\",\"role\":\"assistant\",\"model\":");
+        rc |= fake_json_str(out, fake_model(r->f));
+        rc |= buf_printf(out,
+                         ",\"content\":[],\"stop_reason\":null,\"stop_sequence\":null,"
+                         "\"usage\":{\"input_tokens\":%d,\"cache_creation_input_tokens\":0,"
+                         "\"cache_read_input_tokens\":0,\"output_tokens\":1,"
+                         "\"service_tier\":\"standard\"}}",
+                         r->prompt_tokens);
+        rc |= pad_close(r, out);
+        break;
+    case 1:
+        rc |= buf_puts(out, "event: content_block_start\ndata: {\"type\":\"content_block_start\","
+                            "\"index\":0,\"content_block\":{\"type\":\"text\",\"text\":\"\"}");
+        rc |= pad_close(r, out);
+        break;
+    default: rc |= buf_puts(out, "event: ping\ndata: {\"type\": \"ping\"}\n\n"); break;
+    }
+    return rc ? -1 : 0;
+}
+
+static int ant_token(struct fake_req *r, const char *text, struct buf *out)
+{
+    int rc = 0;
+    rc |= buf_puts(out, "event: content_block_delta\ndata: {\"type\":\"content_block_delta\","
+                        "\"index\":0,\"delta\":{\"type\":\"text_delta\",\"text\":");
+    rc |= fake_json_str(out, text);
+    rc |= buf_puts(out, "}");
+    rc |= pad_close(r, out);
+    return rc ? -1 : 0;
+}
+
+static int ant_post(struct fake_req *r, int i, struct buf *out)
+{
+    int rc = 0;
+    switch (i) {
+    case 0:
+        rc |= buf_puts(out, "event: content_block_stop\ndata: {\"type\":\"content_block_stop\","
+                            "\"index\":0");
+        rc |= pad_close(r, out);
+        break;
+    case 1:
+        rc |= buf_printf(out,
+                         "event: message_delta\ndata: {\"type\":\"message_delta\",\"delta\":{"
+                         "\"stop_reason\":\"%s\",\"stop_sequence\":null},\"usage\":{"
+                         "\"input_tokens\":%d,\"cache_creation_input_tokens\":0,"
+                         "\"cache_read_input_tokens\":0,\"output_tokens\":%d}",
+                         stop_reason(r), r->prompt_tokens, r->sent_tokens);
+        rc |= pad_close(r, out);
+        break;
+    default:
+        rc |= buf_puts(out, "event: message_stop\ndata: {\"type\":\"message_stop\"");
+        rc |= pad_close(r, out);
+    }
+    return rc ? -1 : 0;
+}
+
+static int ant_error_event(struct fake_req *r, int status, struct buf *out)
+{
+    struct ant_err o;
+    struct buf tmp;
+    int rc;
+    buf_init(&tmp, 1 << 12);
+    status_error(r, status ? status : 529, &o, &tmp);
+    rc = buf_puts(out, "event: error\ndata: ") != 0 || error_json(r, out, &o, 0) != 0 ||
+         buf_puts(out, "\n\n") != 0;
+    buf_cleanup(&tmp);
+    return rc ? -1 : 0;
+}
+
+static int ant_models(struct fake_req *r, struct buf *out)
+{
+    int rc = 0;
+    const char *m = fake_model(r->f);
+    rc |= buf_puts(out, "{\"data\":[{\"type\":\"model\",\"id\":");
+    rc |= fake_json_str(out, m);
+    rc |= buf_puts(out, ",\"display_name\":");
+    rc |= fake_json_str(out, m);
+    rc |= buf_puts(out, ",\"created_at\":\"2025-02-19T00:00:00Z\"}],\"has_more\":false,"
+                        "\"first_id\":");
+    rc |= fake_json_str(out, m);
+    rc |= buf_puts(out, ",\"last_id\":");
+    rc |= fake_json_str(out, m);
+    rc |= buf_puts(out, "}");
+    return rc ? -1 : 0;
+}
+
+const struct fake_wire fake_anthropic_wire = {
+    .parse = ant_parse,
+    .ok_headers = ant_ok_headers,
+    .error = ant_error,
+    .body = ant_body,
+    .npre = ant_npre,
+    .npost = ant_npost,
+    .pre = ant_pre,
+    .token = ant_token,
+    .post = ant_post,
+    .error_event = ant_error_event,
+    .models = ant_models,
+};
