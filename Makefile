@@ -80,7 +80,8 @@ $(BIN)/slodrill: $(BUILD)/harness/main.o $(foreach m,$(DEPS_harness),$(call lib_
 
 # tests/test_<module>_*.c links <module> and the layers below it.
 test_mod = $(firstword $(foreach m,$(MODULES),$(if $(filter test_$(m)%,$(1)),$(m))))
-$(BUILD)/tests/%: $(BUILD)/tests/%.o $(LIBS)
+.SECONDEXPANSION:
+$(BUILD)/tests/%: $(BUILD)/tests/%.o $$(foreach m,$$(DEPS_$$(call test_mod,$$*)),$$(call lib_of,$$(m)))
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) $(SAN) -o $@ $< $(foreach m,$(DEPS_$(call test_mod,$*)),$(call lib_of,$(m))) $(LDLIBS) $(TEST_LDLIBS)

@@ -190,8 +190,39 @@ static int cmp_double(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
+/* Which requests a set of figures covers. */
+struct span {
+    int64_t from_us, to_us; /* intended start in [from, to) */
+    int64_t ends_before;    /* and, when not INT64_MAX, over before this */
+    int64_t live_from;      /* and, when not INT64_MIN, still running at this time */
+};
+
+/* When a request was last running: its end, else its intended start. */
+static int64_t last_alive_us(const struct req_record *r)
+{
+    return r->end_us >= 0 ? r->end_us : r->intended_us;
+}
+
+static int in_span(const struct req_record *r, const struct span *sp)
+{
+    if (r->intended_us < sp->from_us || r->intended_us >= sp->to_us) return 0;
+    if (sp->ends_before != INT64_MAX && last_alive_us(r) >= sp->ends_before) return 0;
+    if (sp->live_from != INT64_MIN && last_alive_us(r) < sp->live_from) return 0;
+    return 1;
+}
+
+static int figures(const struct run_data *d, const struct span *sp, double p95_target_s,
+                   struct slo_figures *out);
+
 int slo_figures_compute(const struct run_data *d, int64_t from_us, int64_t to_us,
                         double p95_target_s, struct slo_figures *out)
+{
+    struct span sp = {from_us, to_us, INT64_MAX, INT64_MIN};
+    return figures(d, &sp, p95_target_s, out);
+}
+
+static int figures(const struct run_data *d, const struct span *sp, double p95_target_s,
+                   struct slo_figures *out)
 {
     double *lat = NULL, *cost = NULL, cost_sum = 0;
     size_t i, n = 0, nc = 0, lo, hi;
@@ -208,7 +239,7 @@ int slo_figures_compute(const struct run_data *d, int64_t from_us, int64_t to_us
     for (i = 0; i < d->nreq; i++) {
         const struct req_record *r = &d->req[i];
 
-        if (r->intended_us < from_us || r->intended_us >= to_us)
+        if (!in_span(r, sp))
             continue;
         out->total++;
         if (is_ok(r->outcome))
@@ -764,12 +795,20 @@ int slo_metrics_compute(const struct run_data *d, const struct slo_targets *slo,
 
     p95t = slo->p95_latency_s >= 0 ? slo->p95_latency_s : exp->p95_latency_s;
     to_before = out->first_fault_us >= 0 ? out->first_fault_us : INT64_MAX;
-    if (slo_figures_compute(d, INT64_MIN, INT64_MAX, p95t, &out->all) != 0 ||
-        slo_figures_compute(d, INT64_MIN, to_before, p95t, &out->before) != 0)
-        goto out;
+    /* Phases: "before" holds requests over before the first fault began;
+     * "during" every request alive at some point between the first fault
+     * and the last clear (a request in flight when a fault strikes feels
+     * it); "after" those that started after the last clear. */
+    {
+        struct span before = {INT64_MIN, to_before, to_before, INT64_MIN};
+        if (slo_figures_compute(d, INT64_MIN, INT64_MAX, p95t, &out->all) != 0 ||
+            figures(d, &before, p95t, &out->before) != 0)
+            goto out;
+    }
     if (out->first_fault_us >= 0) {
         int64_t to = out->last_clear_us >= 0 ? out->last_clear_us : INT64_MAX;
-        if (slo_figures_compute(d, out->first_fault_us, to, p95t, &out->during) != 0)
+        struct span during = {INT64_MIN, to, INT64_MAX, out->first_fault_us};
+        if (figures(d, &during, p95t, &out->during) != 0)
             goto out;
     } else if (slo_figures_compute(d, 0, 0, p95t, &out->during) != 0) {
         goto out;
