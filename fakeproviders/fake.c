@@ -227,17 +227,22 @@ static void conn_kill(struct fake_conn *c, int reset)
     evhttp_connection_free(evcon); /* runs conn_closed_cb, which frees c */
 }
 
-/* Drops every connection (egress_block refuse). */
-static void conns_drop_all(struct fake *f)
+/* egress_block refuse: a firewall that refuses new connections. Idle
+ * keep-alive connections are dropped now, so the next request has to
+ * connect and is refused; a request being answered finishes (as a stateful
+ * firewall lets established flows drain) and its connection closes after
+ * it ("Connection: close" is consulted by evhttp when the reply ends). */
+static void conns_drop_idle(struct fake *f)
 {
-    while (f->conns != NULL) {
-        struct fake_conn *c = f->conns;
-        if (c->active) req_free(c->active);
-        conn_kill(c, 0);
-        if (f->conns == c) { /* the close callback did not run */
-            conn_unlink(c);
-            free(c);
+    struct fake_conn *c = f->conns, *next;
+    for (; c != NULL; c = next) {
+        next = c->next;
+        if (c->active != NULL) {
+            struct evkeyvalq *h = evhttp_request_get_output_headers(c->active->req);
+            if (evhttp_find_header(h, "Connection") == NULL) evhttp_add_header(h, "Connection", "close");
+            continue;
         }
+        conn_kill(c, 0); /* conn_closed_cb unlinks and frees c */
     }
 }
 
@@ -278,7 +283,7 @@ static void sync_cb(evutil_socket_t fd, short what, void *arg)
         evhttp_del_accept_socket(f->http, f->bound);
         f->bound = NULL;
         f->listening = 0;
-        conns_drop_all(f);
+        conns_drop_idle(f);
         log_info(tag_of(f), "egress_block refuse: port %d closed", f->port);
     } else if (!refuse && !f->listening) {
         int port = 0;
