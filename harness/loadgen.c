@@ -407,6 +407,11 @@ static void lg_read_usage(struct lg_req *q, const cJSON *root)
     t = cJSON_GetObjectItemCaseSensitive(u, "completion_tokens");
     if (!cJSON_IsNumber(t)) t = cJSON_GetObjectItemCaseSensitive(u, "output_tokens");
     if (cJSON_IsNumber(t) && t->valuedouble >= 0) q->rec.output_tokens = (long)t->valuedouble;
+    /* The router's price for this answer (usage.cost, as OpenRouter sends
+     * it); a cost header, when one came, says the same. */
+    t = cJSON_GetObjectItemCaseSensitive(u, "cost");
+    if (cJSON_IsNumber(t) && isfinite(t->valuedouble) && t->valuedouble >= 0 && q->rec.cost_usd < 0)
+        q->rec.cost_usd = t->valuedouble;
 }
 
 static void lg_read_ids(struct lg_req *q, const cJSON *root)
