@@ -1,0 +1,200 @@
+/* gate.c -- the CI gate: one router config through a suite of scenarios.
+ *
+ * Every scenario and the config are checked before anything runs, so a typo
+ * fails in a second with file:line:col instead of after minutes of traffic.
+ * Each scenario then runs with the config under test in place of its own,
+ * into a folder of its own; the verdict table and one JUnit file sum up. */
+#include "harness/gate.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "common/clock.h"
+#include "harness/runner.h"
+#include "harness/scenario.h"
+#include "reports/report.h"
+
+struct gate_row {
+    const struct scenario *s;
+    struct run_result res;
+    int ran;
+    char err[512];
+    double secs;
+};
+
+/* One file for the whole suite: a <testsuite> per scenario, written by the
+ * reports module exactly as a single run's junit.xml has it. A scenario that
+ * could not run at all becomes a suite with one errored test case. */
+static int write_junit(const char *path, struct gate_row *rows, size_t n)
+{
+    size_t i, j, tests = 0, failures = 0, errors = 0;
+    FILE *fp = fopen(path, "w");
+    int rc = 0;
+
+    if (fp == NULL) return -1;
+    for (i = 0; i < n; i++) {
+        if (!rows[i].res.have_metrics) {
+            errors++;
+            continue;
+        }
+        tests += rows[i].res.metrics.nchecks;
+        for (j = 0; j < rows[i].res.metrics.nchecks; j++)
+            failures += rows[i].res.metrics.checks[j].verdict == CHECK_FAIL;
+    }
+    fprintf(fp, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
+                "<testsuites name=\"slodrill gate\" tests=\"%zu\" failures=\"%zu\" errors=\"%zu\">\n",
+            tests + errors, failures, errors);
+    for (i = 0; i < n && rc == 0; i++) {
+        if (rows[i].res.have_metrics) {
+            rc = report_write_junit_suite(fp, rows[i].s->name, &rows[i].res.metrics);
+        } else {
+            char name[256], msg[1024];
+            if (report_xml_escape(rows[i].s->name, name, sizeof name) != 0 ||
+                report_xml_escape(rows[i].err[0] ? rows[i].err : "did not run", msg, sizeof msg) != 0)
+                rc = -1;
+            fprintf(fp, "  <testsuite name=\"%s\" tests=\"1\" failures=\"0\" errors=\"1\">\n"
+                        "    <testcase name=\"run\" classname=\"%s\">\n"
+                        "      <error message=\"%s\"/>\n    </testcase>\n  </testsuite>\n",
+                    name, name, msg);
+        }
+    }
+    fprintf(fp, "</testsuites>\n");
+    if (ferror(fp)) rc = -1;
+    if (fclose(fp) != 0) rc = -1;
+    return rc;
+}
+
+/* The detail of the failing check that says most, for the table: an SLO or
+ * expectation miss before "the run was stopped". */
+static const char *first_failure(const struct run_metrics *m)
+{
+    size_t i;
+    const char *fallback = "";
+    for (i = 0; i < m->nchecks; i++) {
+        if (m->checks[i].verdict != CHECK_FAIL) continue;
+        if (strcmp(m->checks[i].name, "run_complete") != 0) return m->checks[i].detail;
+        fallback = m->checks[i].detail;
+    }
+    return fallback;
+}
+
+static void fmt_seconds(char *out, size_t outlen, double v)
+{
+    if (isinf(v)) snprintf(out, outlen, "inf");
+    else if (v >= 0) snprintf(out, outlen, "%.2fs", v);
+}
+
+int gate_run(const struct gate_opts *o)
+{
+    struct gate_row *rows = calloc(o->nscenarios ? o->nscenarios : 1, sizeof *rows);
+    char out_root[PATH_MAX], junit[PATH_MAX + 16];
+    size_t i, j, npass = 0;
+    int code = 2;
+
+    if (rows == NULL) return 2;
+    /* Check everything before anything runs. */
+    for (i = 0; i < o->nscenarios; i++) {
+        char err[1024] = "";
+        rows[i].s = scenario_load(o->scenarios[i], err, sizeof err);
+        if (rows[i].s == NULL) {
+            fprintf(stderr, "%s\n", err);
+            goto out;
+        }
+        if (rows[i].s->target) {
+            fprintf(stderr, "%s: the gate runs the built-in router; this scenario has a router "
+                            "target instead of a config\n", o->scenarios[i]);
+            goto out;
+        }
+        for (j = 0; j < i; j++)
+            if (strcmp(rows[j].s->name, rows[i].s->name) == 0) {
+                fprintf(stderr, "%s: scenario name '%s' is also used by %s\n", o->scenarios[i],
+                        rows[i].s->name, o->scenarios[j]);
+                goto out;
+            }
+        if (runner_check_config(rows[i].s, o->config, err, sizeof err) != 0) {
+            fprintf(stderr, "%s\n", err);
+            goto out;
+        }
+    }
+    if (o->out_dir) {
+        snprintf(out_root, sizeof out_root, "%s", o->out_dir);
+    } else {
+        char stamp[32];
+        clock_format_compact(clock_wall_us(), stamp, sizeof stamp);
+        snprintf(out_root, sizeof out_root, "runs/gate-%s", stamp);
+    }
+
+    code = 0;
+    for (i = 0; i < o->nscenarios; i++) {
+        struct run_opts ro;
+        char dir[PATH_MAX];
+        uint64_t t = clock_mono_us();
+        memset(&ro, 0, sizeof ro);
+        ro.config_override = o->config;
+        snprintf(dir, sizeof dir, "%.*s/%s", (int)(sizeof dir - 80), out_root, rows[i].s->name);
+        ro.out_dir = dir;
+        ro.quiet = o->quiet;
+        ro.progress_tty = o->progress_tty;
+        ro.color = o->color;
+        if (!o->quiet)
+            fprintf(stderr, "[%zu/%zu] %s\n", i + 1, o->nscenarios, rows[i].s->name);
+        rows[i].ran = 1;
+        if (runner_run(rows[i].s, &ro, &rows[i].res, rows[i].err, sizeof rows[i].err) != 0) {
+            fprintf(stderr, "%s: %s\n", rows[i].s->name, rows[i].err);
+            snprintf(rows[i].res.out_dir, sizeof rows[i].res.out_dir, "%s", dir);
+        }
+        rows[i].secs = (double)(clock_mono_us() - t) / 1e6;
+        if (rows[i].res.exit_code == RUN_EXIT_INTERRUPTED) {
+            code = RUN_EXIT_INTERRUPTED;
+            break;
+        }
+    }
+
+    /* The table. */
+    printf("\ngate: %s\n", o->config);
+    printf("%-28s %-7s %9s %9s %9s %9s  %s\n", "scenario", "verdict", "TTF", "TTR", "p95", "SR",
+           "why");
+    for (i = 0; i < o->nscenarios && rows[i].ran; i++) {
+        const struct run_metrics *m = &rows[i].res.metrics;
+        int pass = rows[i].res.have_metrics && rows[i].res.exit_code == RUN_EXIT_PASS;
+        char ttf[16] = "-", ttr[16] = "-", p95[16] = "-", sr[16] = "-";
+        const char *on = "", *off = "";
+        if (rows[i].res.have_metrics) {
+            fmt_seconds(ttf, sizeof ttf, m->ttf_s);
+            fmt_seconds(ttr, sizeof ttr, m->ttr_s);
+            fmt_seconds(p95, sizeof p95, m->all.p95_s);
+            if (m->all.success_rate >= 0) snprintf(sr, sizeof sr, "%.2f%%", m->all.success_rate);
+        }
+        if (o->color) {
+            on = pass ? "\033[32m" : "\033[31m";
+            off = "\033[0m";
+        }
+        printf("%-28s %s%-7s%s %9s %9s %9s %9s  %s%s\n", rows[i].s->name, on, pass ? "PASS" : "FAIL",
+               off, ttf, ttr, p95, sr,
+               rows[i].res.exit_code == RUN_EXIT_STOPPED ? "(stopped early) " : "",
+               pass ? "" : rows[i].res.have_metrics ? first_failure(m) : rows[i].err);
+        if (pass) npass++;
+        else if (code == 0) code = 1;
+    }
+    printf("%zu of %zu scenarios passed; reports under %s/\n", npass, o->nscenarios, out_root);
+    if (o->junit) snprintf(junit, sizeof junit, "%s", o->junit);
+    else snprintf(junit, sizeof junit, "%s/junit.xml", out_root);
+    if (write_junit(junit, rows, o->nscenarios) != 0) {
+        fprintf(stderr, "cannot write %s: %s\n", junit, strerror(errno));
+        if (code == 0) code = 1;
+    } else {
+        printf("junit: %s\n", junit);
+    }
+out:
+    for (i = 0; i < o->nscenarios; i++) {
+        if (rows[i].res.have_metrics) slo_metrics_free(&rows[i].res.metrics);
+        scenario_free((struct scenario *)rows[i].s);
+    }
+    free(rows);
+    return code;
+}
