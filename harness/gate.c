@@ -69,18 +69,22 @@ static int write_junit(const char *path, struct gate_row *rows, size_t n)
     return rc;
 }
 
-/* The detail of the failing check that says most, for the table: an SLO or
- * expectation miss before "the run was stopped". */
+/* The detail of the failing check that says most, for the table: the
+ * success rate first (the figure people promise), then latency, then the
+ * rest, and "the run was stopped" last. */
 static const char *first_failure(const struct run_metrics *m)
 {
-    size_t i;
-    const char *fallback = "";
-    for (i = 0; i < m->nchecks; i++) {
-        if (m->checks[i].verdict != CHECK_FAIL) continue;
-        if (strcmp(m->checks[i].name, "run_complete") != 0) return m->checks[i].detail;
-        fallback = m->checks[i].detail;
-    }
-    return fallback;
+    static const char *const order[] = {"success_rate", "p95", "failover", "recover", "back_on",
+                                        "", NULL};
+    size_t i, k;
+    for (k = 0; order[k]; k++)
+        for (i = 0; i < m->nchecks; i++)
+            if (m->checks[i].verdict == CHECK_FAIL && strstr(m->checks[i].name, order[k]) &&
+                strcmp(m->checks[i].name, "run_complete") != 0)
+                return m->checks[i].detail;
+    for (i = 0; i < m->nchecks; i++)
+        if (m->checks[i].verdict == CHECK_FAIL) return m->checks[i].detail;
+    return "";
 }
 
 static void fmt_seconds(char *out, size_t outlen, double v)

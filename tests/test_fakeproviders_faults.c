@@ -96,7 +96,7 @@ static void cut_close_and_reset(void **state)
         post(&r, SBODY, "cut;ms=60", 3000);
         fake_fault_clear(S.f, FAULT_SLOW_TOKENS);
         assert_int_equal(r.cc, CURLE_PARTIAL_FILE);
-        assert_true(r.t_total_ms >= 60 && r.t_total_ms < 1000);
+        assert_true(r.t_total_ms >= 50 && r.t_total_ms < 1000); /* timers may fire a tick early */
         assert_true(count_events(r.body) >= 2 && count_events(r.body) < 10);
         resp_free(&r);
     }
