@@ -12,6 +12,7 @@
 #include "common/log.h"
 #include "common/yamlx.h"
 #include "fakeproviders/fake.h"
+#include "harness/commands.h"
 #include "harness/gate.h"
 #include "harness/runner.h"
 #include "harness/scenario.h"
@@ -117,7 +118,7 @@ static int bad_usage(const char *usage, const char *fmt, const char *arg)
     return 2;
 }
 
-static int cmd_run(int argc, char **argv)
+int cmd_run(int argc, char **argv)
 {
     const char *file = NULL;
     struct run_opts o;
@@ -176,7 +177,7 @@ static int cmp_str(const void *a, const void *b)
     return strcmp(*(const char *const *)a, *(const char *const *)b);
 }
 
-static int cmd_gate(int argc, char **argv)
+int cmd_gate(int argc, char **argv)
 {
     struct gate_opts o;
     const char **files = calloc((size_t)argc + 1, sizeof *files);
@@ -251,7 +252,7 @@ out:
     return code;
 }
 
-static int cmd_report(int argc, char **argv)
+int cmd_report(int argc, char **argv)
 {
     const char *db = NULL, *out = NULL;
     char dir[4096], err[1024] = "", line[256];
@@ -317,7 +318,7 @@ static void warn_print(const char *msg, void *arg)
     fprintf(stderr, "warning: %s\n", msg);
 }
 
-static int cmd_router(int argc, char **argv)
+int cmd_router(int argc, char **argv)
 {
     const char *config = NULL;
     struct proxy_opts po;
@@ -382,7 +383,7 @@ out:
     return code;
 }
 
-static int cmd_fake(int argc, char **argv)
+int cmd_fake(int argc, char **argv)
 {
     const char *file = NULL;
     struct ynode *root = NULL;
@@ -450,6 +451,20 @@ out:
     return code;
 }
 
+static const struct command commands[] = {
+    {"run", cmd_run},       {"gate", cmd_gate},   {"report", cmd_report},
+    {"router", cmd_router}, {"fake", cmd_fake},   COMMANDS_MORE
+    {NULL, NULL},
+};
+
+const struct command *command_find(const char *name)
+{
+    size_t i;
+    for (i = 0; commands[i].name; i++)
+        if (strcmp(commands[i].name, name) == 0) return &commands[i];
+    return NULL;
+}
+
 int main(int argc, char **argv)
 {
     const char *cmd;
@@ -473,14 +488,14 @@ int main(int argc, char **argv)
         fprintf(stderr, "slodrill: cannot initialise libevent threads or libcurl\n");
         return 1;
     }
-    if (strcmp(cmd, "run") == 0) code = cmd_run(argc - 2, argv + 2);
-    else if (strcmp(cmd, "gate") == 0) code = cmd_gate(argc - 2, argv + 2);
-    else if (strcmp(cmd, "report") == 0) code = cmd_report(argc - 2, argv + 2);
-    else if (strcmp(cmd, "router") == 0) code = cmd_router(argc - 2, argv + 2);
-    else if (strcmp(cmd, "fake") == 0) code = cmd_fake(argc - 2, argv + 2);
-    else {
-        fprintf(stderr, "slodrill: unknown command '%s'\n\n%s", cmd, usage_main);
-        code = 2;
+    {
+        const struct command *c = command_find(cmd);
+        if (c == NULL) {
+            fprintf(stderr, "slodrill: unknown command '%s'\n\n%s", cmd, usage_main);
+            code = 2;
+        } else {
+            code = c->fn(argc - 2, argv + 2);
+        }
     }
     curl_global_cleanup();
     libevent_global_shutdown();
