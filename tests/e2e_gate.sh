@@ -43,6 +43,6 @@ cat "$tmp/one.out"
 check "gate with the single-provider config exits 1 (got $rc)" [ "$rc" -eq 1 ]
 check "single provider fails primary-revoked-key" grep -Eq '^primary-revoked-key +FAIL' "$tmp/one.out"
 check "single provider fails primary-egress-refused" grep -Eq '^primary-egress-refused +FAIL' "$tmp/one.out"
-check "the failing rows say why (success rate)" grep -Eq '^primary-revoked-key +FAIL.*success rate' "$tmp/one.out"
+check "the failing rows say why (success rate)" grep -Eiq '^primary-revoked-key +FAIL.*success rate' "$tmp/one.out"
 check "junit.xml records the failures" grep -q '<failure ' "$tmp/one.xml"
 finish
