@@ -66,11 +66,11 @@ enum core_class core_classify(int status, const char *code)
         return CORE_OK;
     if (status == 0)
         return CORE_RETRYABLE;
-    if (status == 429) {
-        if (code && !strcmp(code, "insufficient_quota"))
-            return CORE_AUTH;
+    /* out of quota or credit (OpenAI 429, Anthropic 400 "credit balance"): the key's problem */
+    if (status >= 400 && status < 500 && code && !strcmp(code, "insufficient_quota"))
+        return CORE_AUTH;
+    if (status == 429)
         return CORE_RATE_LIMIT;
-    }
     if (status == 401 || status == 402 || status == 403)
         return CORE_AUTH;
     if (status == 408 || status == 409 || status == 425)
@@ -467,4 +467,58 @@ void core_req_summary(const struct core *c, const struct core_req *r, int64_t no
     else
         *status = ncool > 0 && ncool_rl == ncool ? 429 : 503;
     *retry_after_ms = ncool > 0 ? first_back - now_ms : 0;
+}
+
+int core_fails_in_window(const struct core *c, int dep, int64_t now_ms)
+{
+    const struct core_dep *d = &c->dep[dep];
+    size_t i;
+    int n = 0;
+    for (i = 0; i < d->nfails; i++)
+        if (now_ms - d->fails[i] < CORE_WINDOW_MS)
+            n++;
+    return n;
+}
+
+int core_clear_cooldowns(struct core *c, void (*cb)(int dep, void *arg), void *arg)
+{
+    size_t i;
+    int n = 0;
+    for (i = 0; i < c->cfg->ndep; i++) {
+        struct core_dep *d = &c->dep[i];
+        d->nfails = 0;
+        d->head = 0;
+        if (!d->cooling)
+            continue;
+        d->cooling = 0;
+        d->reason[0] = '\0';
+        n++;
+        if (cb)
+            cb((int)i, arg);
+    }
+    return n;
+}
+
+int core_can_continue(const struct core *c, const struct core_req *r, int64_t now_ms)
+{
+    const struct router_config *cfg = c->cfg;
+    int budget = 1 + cfg->num_retries;
+    size_t k, i;
+
+    if (cfg->ndep == 0 || r->attempts >= CORE_MAX_ATTEMPTS)
+        return 0;
+    for (k = r->ci; k < r->nchain; k++)
+        for (i = 0; i < cfg->ndep; i++) {
+            const struct router_deploy *d = &cfg->dep[i];
+            if (strcmp(d->alias, r->chain[k]) || r->excluded[i] ||
+                core_is_cooling(c, (int)i, now_ms))
+                continue;
+            /* in the current alias, the current tier only while it has attempts left */
+            if (k == r->ci && r->tier_started &&
+                (d->order < r->tier_order ||
+                 (d->order == r->tier_order && r->tier_attempts >= budget)))
+                continue;
+            return 1;
+        }
+    return 0;
 }

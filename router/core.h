@@ -26,7 +26,8 @@ enum core_class {
     CORE_RETRYABLE,  /* 408, 409, 5xx, 529, connect/reset/timeouts: try elsewhere, counts
                         toward allowed_fails */
     CORE_RATE_LIMIT, /* 429 (not insufficient_quota): try elsewhere, cool at once */
-    CORE_AUTH,       /* 401, 402, 403, 429 insufficient_quota: the key is bad here; fail over,
+    CORE_AUTH,       /* 401, 402, 403, any 4xx with code insufficient_quota (OpenAI's 429,
+                        Anthropic's 400 "credit balance"): the key is bad here; fail over,
                         cool at once */
     CORE_CLIENT,     /* 400, 404, 413, 422 and other 4xx: the request's own fault; return as is */
     CORE_PREEMPTED,  /* the proxy moved the attempt because its deployment went into cooldown
@@ -60,6 +61,11 @@ struct core_pick {
 /* The next attempt: 1 with *out filled, or 0 when nothing is left to try
  * (attempts used up, or every remaining deployment is cooling). */
 int core_next(struct core *c, struct core_req *r, int64_t now_ms, struct core_pick *out);
+
+/* 1 when core_next() would find another attempt for r at now_ms (no state
+ * changes, no randomness used): the proxy moves a waiting request off a
+ * cooled deployment only when there is somewhere to go. */
+int core_can_continue(const struct core *c, const struct core_req *r, int64_t now_ms);
 
 enum core_verdict {
     CORE_DONE = 0,  /* success: answer the client */
@@ -104,6 +110,14 @@ int64_t core_cooling_until(const struct core *c, int dep);
 int64_t core_next_expiry(const struct core *c);
 /* Ends cooldowns due at now_ms, calling cb(dep) for each. Returns how many. */
 int core_expire(struct core *c, int64_t now_ms, void (*cb)(int dep, void *arg), void *arg);
+
+/* Failures of dep counted within the last 60 s (at most allowed_fails + 1). */
+int core_fails_in_window(const struct core *c, int dep, int64_t now_ms);
+
+/* Ends every cooldown now and forgets the failure counts (an operator's
+ * "clear cooldowns"), calling cb(dep) for each cooldown ended. Returns how
+ * many. */
+int core_clear_cooldowns(struct core *c, void (*cb)(int dep, void *arg), void *arg);
 
 /* The reason dep is cooling ("401", "429", "3 fails in 60 s", ...), "" when not. */
 const char *core_cool_reason(const struct core *c, int dep);

@@ -27,6 +27,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/socket.h>
 
 #include "common/buf.h"
 #include "common/clock.h"
@@ -34,8 +35,10 @@
 #include "common/log.h"
 #include "common/net.h"
 #include "common/sse.h"
+#include "router/anthropic.h"
 #include "router/config.h"
 #include "router/core.h"
+#include "router/metrics.h"
 
 #define PX_TAG "router"
 #define PX_MAX_CLIENT_BODY (8u << 20)    /* client request body */
@@ -83,7 +86,11 @@ struct patt {
     char fail_detail[160];
     struct event *ttft_timer, *idle_timer;
     int paused;
-    long in_tokens, out_tokens;
+    long in_tokens, out_tokens;  /* prompt (cache included) and completion */
+    long cache_read, cache_write; /* Anthropic prompt-cache tokens, priced apart */
+    int anthropic;               /* the deployment speaks the Messages API */
+    struct anthropic_stream *ant; /* its stream translator (streams only) */
+    uint64_t t_start_us, t_first_us; /* clock_mono_us() at start and first token (0 none) */
     struct patt *dnext, *dprev; /* in-flight attempts of the same deployment */
 };
 
@@ -94,6 +101,7 @@ struct preq {
     cJSON *body;
     const char *alias;    /* borrowed from body */
     int stream;
+    int client_usage;     /* the client asked for stream_options.include_usage */
     char id[48];
     struct patt *att;
     struct event *next_ev;   /* starts the next attempt */
@@ -124,6 +132,10 @@ struct proxy {
     uint64_t seed, counter;
     struct patt **by_dep;
     struct preq *reqs;
+    size_t backlog_high, backlog_low;
+    int client_sndbuf;
+    struct proxy_stats stats;
+    struct metrics *metrics;
 };
 
 static int64_t px_now_ms(void)
@@ -369,6 +381,9 @@ static void px_send(struct preq *rq, const void *data, size_t len)
     evbuffer_add(b, data, len);
     evhttp_send_reply_chunk_with_cb(rq->req, b, px_chunk_written, rq);
     evbuffer_free(b);
+    len = px_backlog(rq);
+    if (len > rq->p->stats.max_client_backlog)
+        rq->p->stats.max_client_backlog = len;
 }
 
 static void px_send_error_event(struct preq *rq, const char *msg)
@@ -404,6 +419,7 @@ static void px_att_free(struct patt *a)
     free(a->payload);
     buf_cleanup(&a->body);
     sse_parser_free(a->sse);
+    anthropic_stream_free(a->ant);
     if (a->held)
         evbuffer_free(a->held);
     if (a->ttft_timer)
@@ -450,6 +466,8 @@ static void px_move_waiting(struct proxy *p, int dep, struct patt *except);
 
 static void px_attempt_end(struct patt *a, CURLcode result);
 
+static void px_cost(struct preq *rq, const struct patt *a);
+
 /* Classifies an ended attempt, reports to the core, and decides. */
 static void px_after_attempt(struct preq *rq, struct patt *a, enum core_class cls,
                              const char *why)
@@ -462,6 +480,15 @@ static void px_after_attempt(struct preq *rq, struct patt *a, enum core_class cl
 
     if (rq->cr)
         v = core_report(p->core, rq->cr, dep, cls, a->retry_after_ms, px_now_ms(), &eff);
+    {
+        uint64_t now = clock_mono_us();
+        double ttft = a->t_first_us ? (double)(a->t_first_us - a->t_start_us) / 1e6 : -1;
+        if (cls == CORE_OK)
+            px_cost(rq, a);
+        metrics_attempt(p->metrics, dep, cls, (double)(now - a->t_start_us) / 1e6, ttft,
+                        cls == CORE_OK ? a->in_tokens : 0, cls == CORE_OK ? a->out_tokens : 0,
+                        cls == CORE_OK ? rq->cost : -1);
+    }
     if (cls != CORE_OK)
         log_info(PX_TAG, "%s: attempt %d on %s failed (%s): %s", rq->id, rq->attempts,
                  p->cfg->dep[dep].id, core_class_name(cls), why);
@@ -568,10 +595,121 @@ static void px_first_token(struct patt *a)
 {
     struct preq *rq = a->rq;
     a->first_token = 1;
+    a->t_first_us = clock_mono_us();
     if (a->ttft_timer)
         event_del(a->ttft_timer);
     px_dep_unlink(rq->p, a); /* no longer movable */
     px_idle_arm(a);
+}
+
+/* The end of a stream: OpenAI's [DONE], or Anthropic's message_stop. */
+static int px_on_done(struct patt *a)
+{
+    struct preq *rq = a->rq;
+
+    a->done_seen = 1;
+    if (!rq->committed) {
+        if (px_commit(rq, a) != 0)
+            return -1;
+        px_first_token(a);
+        if (evbuffer_get_length(a->held))
+            evhttp_send_reply_chunk_with_cb(rq->req, a->held, px_chunk_written, rq);
+    }
+    return px_forward_event(a, NULL, "[DONE]", 6);
+}
+
+/* One OpenAI chunk, j parsed; raw/rawlen its bytes as the upstream sent
+ * them, or NULL for a chunk we made (translated). Takes the usage, prices
+ * it into usage.cost, gives the client exactly the usage it asked for,
+ * commits at the first content, forwards. */
+static int px_on_chunk(struct patt *a, const char *event, cJSON *j, const char *raw,
+                       size_t rawlen)
+{
+    struct preq *rq = a->rq;
+    cJSON *usage;
+    char *s = NULL;
+    int modified = raw == NULL, rc = -1;
+
+    if (cJSON_GetObjectItemCaseSensitive(j, "error") || (event && !strcmp(event, "error"))) {
+        if (!rq->committed) {
+            const cJSON *e = cJSON_GetObjectItemCaseSensitive(j, "error");
+            const cJSON *m = e ? cJSON_GetObjectItemCaseSensitive(e, "message") : NULL;
+            a->fail = PX_FAIL_ERROR_EVENT;
+            snprintf(a->fail_detail, sizeof a->fail_detail, "error event before the first token: %s",
+                     cJSON_IsString(m) ? m->valuestring : "(no message)");
+            goto out;
+        }
+        a->error_event = 1;
+        goto forward;
+    }
+    px_take_usage(a, j);
+    usage = cJSON_GetObjectItemCaseSensitive(j, "usage");
+    if (cJSON_IsObject(usage)) {
+        px_cost(rq, a);
+        if (rq->client_usage && rq->cost >= 0 && !cJSON_GetObjectItemCaseSensitive(usage, "cost")) {
+            if (!cJSON_AddNumberToObject(usage, "cost", rq->cost))
+                goto out;
+            modified = 1;
+        }
+    }
+    if (usage && !rq->client_usage) {
+        /* we asked for usage, the client did not: drop the usage-only chunk, strip the rest */
+        const cJSON *choices = cJSON_GetObjectItemCaseSensitive(j, "choices");
+        if (cJSON_IsArray(choices) && cJSON_GetArraySize(choices) == 0) {
+            rc = 0;
+            goto out;
+        }
+        cJSON_DeleteItemFromObjectCaseSensitive(j, "usage");
+        modified = 1;
+    }
+    if (!rq->committed && px_has_content(j)) {
+        if (px_commit(rq, a) != 0)
+            goto out;
+        px_first_token(a);
+        if (evbuffer_get_length(a->held))
+            evhttp_send_reply_chunk_with_cb(rq->req, a->held, px_chunk_written, rq);
+    }
+forward:
+    if (modified) {
+        if (!(s = cJSON_PrintUnformatted(j)))
+            goto out;
+        raw = s;
+        rawlen = strlen(s);
+    }
+    rc = px_forward_event(a, event, raw, rawlen);
+out:
+    free(s);
+    return rc;
+}
+
+/* One event of an Anthropic stream, translated to OpenAI chunks. */
+static int px_on_anthropic_event(struct patt *a, const char *event, const char *data, size_t len)
+{
+    struct anthropic_out o;
+    struct anthropic_usage u;
+    char err[128];
+    int i, rc = 0;
+
+    if (anthropic_stream_event(a->ant, event, data, len, &o, err, sizeof err) != 0) {
+        if (a->fail == PX_FAIL_NONE) {
+            a->fail = PX_FAIL_MALFORMED;
+            snprintf(a->fail_detail, sizeof a->fail_detail, "anthropic stream: %s", err);
+        }
+        return -1;
+    }
+    anthropic_stream_usage(a->ant, &u);
+    a->in_tokens = u.input + u.cache_creation + u.cache_read;
+    a->out_tokens = u.output;
+    a->cache_read = u.cache_read;
+    a->cache_write = u.cache_creation;
+    for (i = 0; i < o.n; i++) {
+        if (rc == 0 && px_on_chunk(a, NULL, o.chunk[i], NULL, 0) != 0)
+            rc = -1;
+        cJSON_Delete(o.chunk[i]);
+    }
+    if (rc == 0 && o.done)
+        rc = px_on_done(a);
+    return rc;
 }
 
 static int px_on_event(const char *event, const char *data, size_t len, const char *id,
@@ -583,21 +721,10 @@ static int px_on_event(const char *event, const char *data, size_t len, const ch
     int rc = -1;
     (void)id;
 
-    if (len == 6 && !memcmp(data, "[DONE]", 6)) {
-        a->done_seen = 1;
-        if (!rq->committed) {
-            if (px_commit(rq, a) != 0)
-                goto out;
-            px_first_token(a);
-            if (evbuffer_get_length(a->held)) {
-                size_t n = evbuffer_get_length(a->held);
-                evhttp_send_reply_chunk_with_cb(rq->req, a->held, px_chunk_written, rq);
-                (void)n;
-            }
-        }
-        rc = px_forward_event(a, event, data, len);
-        goto out;
-    }
+    if (a->ant)
+        return px_on_anthropic_event(a, event, data, len);
+    if (len == 6 && !memcmp(data, "[DONE]", 6))
+        return px_on_done(a);
     j = cJSON_ParseWithLength(data, len);
     if (!j || !cJSON_IsObject(j)) {
         if (!rq->committed) {
@@ -608,28 +735,7 @@ static int px_on_event(const char *event, const char *data, size_t len, const ch
         rc = px_forward_event(a, event, data, len);
         goto out;
     }
-    if (cJSON_GetObjectItemCaseSensitive(j, "error") || (event && !strcmp(event, "error"))) {
-        if (!rq->committed) {
-            const cJSON *e = cJSON_GetObjectItemCaseSensitive(j, "error");
-            const cJSON *m = e ? cJSON_GetObjectItemCaseSensitive(e, "message") : NULL;
-            a->fail = PX_FAIL_ERROR_EVENT;
-            snprintf(a->fail_detail, sizeof a->fail_detail, "error event before the first token: %s",
-                     cJSON_IsString(m) ? m->valuestring : "(no message)");
-            goto out;
-        }
-        a->error_event = 1;
-        rc = px_forward_event(a, event, data, len);
-        goto out;
-    }
-    px_take_usage(a, j);
-    if (!rq->committed && px_has_content(j)) {
-        if (px_commit(rq, a) != 0)
-            goto out;
-        px_first_token(a);
-        if (evbuffer_get_length(a->held))
-            evhttp_send_reply_chunk_with_cb(rq->req, a->held, px_chunk_written, rq);
-    }
-    rc = px_forward_event(a, event, data, len);
+    rc = px_on_chunk(a, event, j, data, len);
 out:
     cJSON_Delete(j);
     return rc;
@@ -707,8 +813,9 @@ static size_t px_write_cb(char *ptr, size_t size, size_t nmemb, void *arg)
             return 0;
         return len;
     }
-    if (rq->committed && px_backlog(rq) > PX_BACKLOG_HIGH) {
+    if (rq->committed && px_backlog(rq) > rq->p->backlog_high) {
         a->paused = 1;
+        rq->p->stats.upstream_pauses++;
         return CURL_WRITEFUNC_PAUSE;
     }
     if (!a->sse && !a->body.data && !a->first_token) {
@@ -717,6 +824,9 @@ static size_t px_write_cb(char *ptr, size_t size, size_t nmemb, void *arg)
         if (a->is_sse) {
             a->sse = sse_parser_new(PX_MAX_EVENT, px_on_event, a);
             if (!a->sse)
+                return 0;
+            if (a->anthropic &&
+                !(a->ant = anthropic_stream_new((int64_t)(clock_wall_us() / 1000000))))
                 return 0;
         }
     }
@@ -738,6 +848,12 @@ static size_t px_write_cb(char *ptr, size_t size, size_t nmemb, void *arg)
     if (rq->committed) {
         px_send(rq, ptr, len);
         return len;
+    }
+    if (a->body.len + len > PX_HOLD_MAX && a->anthropic) {
+        /* a Messages answer is translated whole: it must fit */
+        a->fail = PX_FAIL_TOOBIG;
+        snprintf(a->fail_detail, sizeof a->fail_detail, "answer over %u bytes", PX_HOLD_MAX);
+        return 0;
     }
     if (a->body.len + len > PX_HOLD_MAX) {
         /* too big to hold: forward from here on */
@@ -804,11 +920,46 @@ static void px_error_code(const struct buf *body, char *code, size_t codelen)
     cJSON_Delete(j);
 }
 
+/* usage x prices. Anthropic prompt-cache reads cost a tenth of the input
+ * price and writes 1.25 times it (providers.md); OpenAI's prompt_tokens are
+ * priced as they are. */
 static void px_cost(struct preq *rq, const struct patt *a)
 {
     const struct router_deploy *d = &rq->p->cfg->dep[a->dep];
-    if (d->in_cost >= 0 && d->out_cost >= 0 && (a->in_tokens > 0 || a->out_tokens > 0))
-        rq->cost = (double)a->in_tokens * d->in_cost + (double)a->out_tokens * d->out_cost;
+    double plain;
+    if (d->in_cost < 0 || d->out_cost < 0 || (a->in_tokens <= 0 && a->out_tokens <= 0))
+        return;
+    plain = (double)(a->in_tokens - a->cache_read - a->cache_write);
+    if (plain < 0)
+        plain = 0;
+    rq->cost = plain * d->in_cost + (double)a->cache_write * 1.25 * d->in_cost +
+               (double)a->cache_read * 0.1 * d->in_cost + (double)a->out_tokens * d->out_cost;
+}
+
+/* Replaces a held Messages answer with its OpenAI translation. 0 or -1. */
+static int px_translate_answer(struct patt *a)
+{
+    struct anthropic_usage u;
+    cJSON *j = anthropic_response(a->body.data ? a->body.data : "", a->body.len,
+                                  (int64_t)(clock_wall_us() / 1000000), &u);
+    char *s = NULL;
+    int rc = -1;
+
+    if (!j || !(s = cJSON_PrintUnformatted(j)))
+        goto out;
+    a->in_tokens = u.input + u.cache_creation + u.cache_read;
+    a->out_tokens = u.output;
+    a->cache_read = u.cache_read;
+    a->cache_write = u.cache_creation;
+    buf_reset(&a->body);
+    if (buf_puts(&a->body, s) != 0)
+        goto out;
+    snprintf(a->content_type, sizeof a->content_type, "application/json");
+    rc = 0;
+out:
+    free(s);
+    cJSON_Delete(j);
+    return rc;
 }
 
 /* The attempt is over (curl finished, or we aborted it). Decides what next. */
@@ -845,6 +996,11 @@ static void px_attempt_end(struct patt *a, CURLcode result)
         } else if (a->is_sse && !a->done_seen) {
             cls = CORE_RETRYABLE;
             snprintf(why, sizeof why, "stream ended without [DONE]");
+        } else if (!a->is_sse && !rq->committed && a->anthropic) {
+            if (px_translate_answer(a) != 0) {
+                cls = CORE_RETRYABLE;
+                snprintf(why, sizeof why, "answer is not a Messages API answer");
+            }
         } else if (!a->is_sse && !rq->committed) {
             cJSON *j = cJSON_ParseWithLength(a->body.data ? a->body.data : "", a->body.len);
             if (!j) {
@@ -857,7 +1013,10 @@ static void px_attempt_end(struct patt *a, CURLcode result)
         }
     } else {
         char code[64];
-        px_error_code(&a->body, code, sizeof code);
+        if (a->anthropic && anthropic_error_type(a->body.data, a->body.len, code, sizeof code))
+            snprintf(code, sizeof code, "insufficient_quota");
+        else
+            px_error_code(&a->body, code, sizeof code);
         cls = core_classify(a->status, code[0] ? code : NULL);
         snprintf(why, sizeof why, "HTTP %d%s%s", a->status, code[0] ? " " : "", code);
     }
@@ -900,13 +1059,22 @@ static void px_attempt_end(struct patt *a, CURLcode result)
         px_req_free(rq);
         return;
     }
-    if (cls == CORE_CLIENT) {
-        /* the request's own fault: the upstream's answer as is */
+    if (cls == CORE_CLIENT || (!rq->cr && a->status >= 300)) {
+        /* the request's own fault (or the bypass path): the upstream's answer as is,
+         * in OpenAI's error format when the upstream spoke Anthropic's */
         struct evhttp_request *req = px_take_req(rq);
         if (req) {
             px_common_headers(rq, evhttp_request_get_output_headers(req));
-            px_reply_raw(req, a->status, a->content_type[0] ? a->content_type : "application/json",
-                         a->body.data, a->body.len);
+            if (a->anthropic) {
+                char *e = anthropic_error(a->body.data, a->body.len, a->status);
+                px_reply_raw(req, a->status, "application/json", e ? e : "{}",
+                             e ? strlen(e) : 2);
+                free(e);
+            } else {
+                px_reply_raw(req, a->status,
+                             a->content_type[0] ? a->content_type : "application/json",
+                             a->body.data, a->body.len);
+            }
         }
         px_att_free(a);
         px_req_free(rq);
@@ -916,16 +1084,40 @@ static void px_attempt_end(struct patt *a, CURLcode result)
     px_plan_next(rq);
 }
 
-/* The body for one deployment: the client's with model replaced. */
+/* The body for one deployment: the client's with model replaced and, on
+ * streams, usage asked for (it prices the answer); for an Anthropic
+ * deployment, the Messages translation. */
 static char *px_payload(struct preq *rq, const struct router_deploy *d)
 {
-    cJSON *copy = cJSON_Duplicate(rq->body, 1);
+    cJSON *copy = NULL, *so;
     char *s = NULL;
-    if (!copy)
-        return NULL;
+    char err[128];
+
+    if (d->dialect == ROUTER_DIALECT_ANTHROPIC) {
+        s = anthropic_request(rq->body, d->upstream_model, err, sizeof err);
+        if (!s)
+            log_warn(PX_TAG, "%s: %s", rq->id, err);
+        goto out;
+    }
+    if (!(copy = cJSON_Duplicate(rq->body, 1)))
+        goto out;
     cJSON_DeleteItemFromObjectCaseSensitive(copy, "model");
-    if (cJSON_AddStringToObject(copy, "model", d->upstream_model))
-        s = cJSON_PrintUnformatted(copy);
+    if (!cJSON_AddStringToObject(copy, "model", d->upstream_model))
+        goto out;
+    if (rq->stream) {
+        so = cJSON_GetObjectItemCaseSensitive(copy, "stream_options");
+        if (!cJSON_IsObject(so)) {
+            cJSON_DeleteItemFromObjectCaseSensitive(copy, "stream_options");
+            so = cJSON_AddObjectToObject(copy, "stream_options");
+        }
+        if (!so)
+            goto out;
+        cJSON_DeleteItemFromObjectCaseSensitive(so, "include_usage");
+        if (!cJSON_AddTrueToObject(so, "include_usage"))
+            goto out;
+    }
+    s = cJSON_PrintUnformatted(copy);
+out:
     cJSON_Delete(copy);
     return s;
 }
@@ -947,22 +1139,35 @@ static int px_attempt_start(struct preq *rq)
         goto out;
     a->rq = rq;
     a->dep = -1;
+    a->t_start_us = clock_mono_us();
     buf_init(&a->body, 0);
+    a->anthropic = d->dialect == ROUTER_DIALECT_ANTHROPIC;
     if (!(a->held = evbuffer_new()) || !(a->easy = curl_easy_init()) ||
         !(a->payload = px_payload(rq, d)))
         goto out;
-    if (d->dialect == ROUTER_DIALECT_ANTHROPIC)
-        log_warn(PX_TAG, "%s: deployment %s speaks the Anthropic Messages API, which this "
-                         "router does not translate yet; calling it as OpenAI-compatible",
-                 rq->id, d->id);
-    if (buf_printf(&tmp, "%s/chat/completions", d->api_base) != 0)
+    if (a->anthropic) {
+        /* Messages API: POST BASE/v1/messages, x-api-key, anthropic-version */
+        char *url = anthropic_url(d->api_base);
+        if (!url || buf_puts(&tmp, url) != 0) {
+            free(url);
+            goto out;
+        }
+        free(url);
+    } else if (buf_printf(&tmp, "%s/chat/completions", d->api_base) != 0) {
         goto out;
+    }
     curl_easy_setopt(a->easy, CURLOPT_URL, tmp.data);
     buf_reset(&tmp);
-    if (buf_printf(&tmp, "Authorization: Bearer %s", d->api_key) != 0)
+    if (a->anthropic) {
+        if (buf_printf(&tmp, "x-api-key: %s", d->api_key) != 0 ||
+            !(a->hdrs = curl_slist_append(a->hdrs, tmp.data)) ||
+            !(a->hdrs = curl_slist_append(a->hdrs, "anthropic-version: " ANTHROPIC_VERSION)))
+            goto out;
+    } else if (buf_printf(&tmp, "Authorization: Bearer %s", d->api_key) != 0 ||
+               !(a->hdrs = curl_slist_append(a->hdrs, tmp.data))) {
         goto out;
-    if (!(a->hdrs = curl_slist_append(a->hdrs, tmp.data)) ||
-        !(a->hdrs = curl_slist_append(a->hdrs, "Content-Type: application/json")) ||
+    }
+    if (!(a->hdrs = curl_slist_append(a->hdrs, "Content-Type: application/json")) ||
         !(a->hdrs = curl_slist_append(a->hdrs, rq->stream ? "Accept: text/event-stream"
                                                            : "Accept: application/json")) ||
         !(a->hdrs = curl_slist_append(a->hdrs, "Expect:")))
@@ -1055,7 +1260,9 @@ static void px_move_waiting(struct proxy *p, int dep, struct patt *except)
     n = 0;
     for (a = p->by_dep[dep]; a; a = next) {
         next = a->dnext;
-        if (a != except && !a->first_token && !a->rq->committed)
+        /* only when there is somewhere else to go: else it keeps waiting here */
+        if (a != except && !a->first_token && !a->rq->committed && a->rq->cr &&
+            core_can_continue(p->core, a->rq->cr, px_now_ms()))
             list[n++] = a;
     }
     for (i = 0; i < n; i++) {
@@ -1104,6 +1311,7 @@ static void px_resume_fired(evutil_socket_t fd, short what, void *arg)
     (void)what;
     if (rq->att && rq->att->paused) {
         rq->att->paused = 0;
+        rq->p->stats.upstream_resumes++;
         curl_easy_pause(rq->att->easy, CURLPAUSE_CONT);
         curlev_kick(rq->p->cv);
     }
@@ -1113,7 +1321,7 @@ static void px_chunk_written(struct evhttp_connection *evcon, void *arg)
 {
     struct preq *rq = arg;
     (void)evcon;
-    if (rq->att && rq->att->paused && px_backlog(rq) < PX_BACKLOG_LOW && rq->resume_ev)
+    if (rq->att && rq->att->paused && px_backlog(rq) < rq->p->backlog_low && rq->resume_ev)
         event_active(rq->resume_ev, EV_TIMEOUT, 0);
 }
 
@@ -1224,13 +1432,24 @@ static void px_chat(struct proxy *p, struct evhttp_request *req)
     model = cJSON_GetObjectItemCaseSensitive(rq->body, "model");
     stream = cJSON_GetObjectItemCaseSensitive(rq->body, "stream");
     rq->stream = cJSON_IsTrue(stream);
+    rq->client_usage =
+        rq->stream && cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(
+                          cJSON_GetObjectItemCaseSensitive(rq->body, "stream_options"),
+                          "include_usage"));
     if (!cJSON_IsString(model) || !model->valuestring[0]) {
         evhttp_add_header(evhttp_request_get_output_headers(req), "x-slodrill-request-id", rq->id);
         px_reply_error(req, 400, "you must provide a model parameter", "invalid_request_error",
                        "missing_model");
         goto out;
     }
+    if (!cJSON_IsArray(cJSON_GetObjectItemCaseSensitive(rq->body, "messages"))) {
+        evhttp_add_header(evhttp_request_get_output_headers(req), "x-slodrill-request-id", rq->id);
+        px_reply_error(req, 400, "you must provide a messages parameter (an array)",
+                       "invalid_request_error", "missing_messages");
+        goto out;
+    }
     rq->alias = model->valuestring;
+    p->stats.requests++;
     if (p->bypass) {
         size_t i;
         for (i = 0; i < p->cfg->ndep; i++)
@@ -1266,6 +1485,92 @@ out:
         px_req_free(rq);
 }
 
+static void px_cool_cleared(int dep, void *arg)
+{
+    struct proxy *p = arg;
+    px_event(p, "cooldown_end", p->cfg->dep[dep].id, "cleared by an operator");
+}
+
+/* GET /admin/deployments: each deployment's health as the core sees it now. */
+static char *px_deployments_json(struct proxy *p)
+{
+    cJSON *root = cJSON_CreateObject(), *arr;
+    int64_t now = px_now_ms(), wall = (int64_t)(clock_wall_us() / 1000);
+    char *s = NULL;
+    size_t i;
+
+    if (!root || !(arr = cJSON_AddArrayToObject(root, "data")))
+        goto out;
+    for (i = 0; i < p->cfg->ndep; i++) {
+        const struct router_deploy *d = &p->cfg->dep[i];
+        int cooling = core_is_cooling(p->core, (int)i, now);
+        int64_t until = cooling ? core_cooling_until(p->core, (int)i) : 0;
+        cJSON *o = cJSON_CreateObject();
+        if (!o)
+            goto out;
+        cJSON_AddItemToArray(arr, o);
+        if (!cJSON_AddStringToObject(o, "id", d->id) ||
+            !cJSON_AddStringToObject(o, "alias", d->alias) ||
+            !cJSON_AddStringToObject(o, "provider", d->provider) ||
+            !cJSON_AddStringToObject(o, "model", d->model) ||
+            !cJSON_AddBoolToObject(o, "healthy", !cooling) ||
+            /* Unix ms, for people; 0 when not cooling */
+            !cJSON_AddNumberToObject(o, "cooldown_until_ms",
+                                     cooling ? (double)(wall + (until - now)) : 0) ||
+            !cJSON_AddNumberToObject(o, "cooldown_remaining_ms",
+                                     cooling ? (double)(until - now) : 0) ||
+            !cJSON_AddStringToObject(o, "cooldown_reason",
+                                     cooling ? core_cool_reason(p->core, (int)i) : "") ||
+            !cJSON_AddNumberToObject(o, "fails_in_window",
+                                     core_fails_in_window(p->core, (int)i, now)))
+            goto out;
+    }
+    s = cJSON_PrintUnformatted(root);
+out:
+    cJSON_Delete(root);
+    return s;
+}
+
+/* /metrics and /admin/... (the master key was checked). */
+static void px_admin(struct proxy *p, struct evhttp_request *req, const char *path,
+                     enum evhttp_cmd_type cmd)
+{
+    struct buf out;
+    char *s = NULL;
+
+    buf_init(&out, 16u << 20);
+    if (!strcmp(path, "/metrics")) {
+        if (cmd != EVHTTP_REQ_GET)
+            px_reply_error(req, 405, "use GET", "invalid_request_error", NULL);
+        else if (metrics_render(p->metrics, &out) != 0)
+            px_reply_error(req, 500, "metrics did not fit", "server_error", NULL);
+        else
+            px_reply_raw(req, 200, "text/plain; version=0.0.4; charset=utf-8", out.data, out.len);
+    } else if (!strcmp(path, "/admin/deployments")) {
+        if (cmd != EVHTTP_REQ_GET)
+            px_reply_error(req, 405, "use GET", "invalid_request_error", NULL);
+        else if (!(s = px_deployments_json(p)))
+            px_reply_error(req, 500, "out of memory", "server_error", NULL);
+        else
+            px_reply_raw(req, 200, "application/json", s, strlen(s));
+    } else if (!strcmp(path, "/admin/cooldowns/clear")) {
+        if (cmd != EVHTTP_REQ_POST) {
+            px_reply_error(req, 405, "use POST", "invalid_request_error", NULL);
+        } else {
+            int n = core_clear_cooldowns(p->core, px_cool_cleared, p);
+            px_cool_timer_arm(p);
+            if (buf_printf(&out, "{\"cleared\":%d}", n) != 0)
+                px_reply_error(req, 500, "out of memory", "server_error", NULL);
+            else
+                px_reply_raw(req, 200, "application/json", out.data, out.len);
+        }
+    } else {
+        px_reply_error(req, 404, "no such route", "invalid_request_error", "not_found");
+    }
+    free(s);
+    buf_cleanup(&out);
+}
+
 static void px_handle(struct evhttp_request *req, void *arg)
 {
     struct proxy *p = arg;
@@ -1277,8 +1582,12 @@ static void px_handle(struct evhttp_request *req, void *arg)
 
     if (evcon) {
         struct bufferevent *bev = evhttp_connection_get_bufferevent(evcon);
-        if (bev && bufferevent_getfd(bev) >= 0)
+        if (bev && bufferevent_getfd(bev) >= 0) {
             net_nodelay(bufferevent_getfd(bev));
+            if (p->client_sndbuf > 0)
+                setsockopt(bufferevent_getfd(bev), SOL_SOCKET, SO_SNDBUF, &p->client_sndbuf,
+                           sizeof p->client_sndbuf);
+        }
     }
     n = strcspn(uri, "?");
     if (n >= sizeof path)
@@ -1295,6 +1604,17 @@ static void px_handle(struct evhttp_request *req, void *arg)
     if (!strcmp(path, "/health/readiness")) {
         const char *s = "{\"status\":\"healthy\"}";
         px_reply_raw(req, 200, "application/json", s, strlen(s));
+        return;
+    }
+    if (!strcmp(path, "/metrics") || !strncmp(path, "/admin/", 7)) {
+        if (!px_authorized(p, req)) {
+            px_reply_error(req, 401,
+                           "Authentication Error: the API key is missing or does not match the "
+                           "router's master_key",
+                           "authentication_error", "invalid_api_key");
+            return;
+        }
+        px_admin(p, req, path, cmd);
         return;
     }
     if (!strcmp(path, "/v1/chat/completions") || !strcmp(path, "/chat/completions") ||
@@ -1342,12 +1662,15 @@ struct proxy *proxy_new(struct event_base *base, const struct router_config *cfg
     p->on_event = opts ? opts->on_event : NULL;
     p->event_arg = opts ? opts->event_arg : NULL;
     p->bypass = bypass && (!strcasecmp(bypass, "true") || !strcmp(bypass, "1"));
+    p->backlog_high = PX_BACKLOG_HIGH;
+    p->backlog_low = PX_BACKLOG_LOW;
     p->by_dep = calloc(cfg->ndep ? cfg->ndep : 1, sizeof *p->by_dep);
     p->core = core_new(cfg, p->seed);
     p->cv = curlev_new(base);
     p->http = evhttp_new(base);
     p->cool_timer = evtimer_new(base, px_cool_fired, p);
-    if (!p->by_dep || !p->core || !p->cv || !p->http || !p->cool_timer) {
+    p->metrics = metrics_new(cfg);
+    if (!p->by_dep || !p->core || !p->cv || !p->http || !p->cool_timer || !p->metrics) {
         snprintf(err, errlen, "out of memory");
         goto out;
     }
@@ -1380,6 +1703,7 @@ void proxy_free(struct proxy *p)
         event_free(p->cool_timer);
     curlev_free(p->cv);
     core_free(p->core);
+    metrics_free(p->metrics);
     free(p->by_dep);
     free(p);
 }
@@ -1387,4 +1711,20 @@ void proxy_free(struct proxy *p)
 int proxy_port(const struct proxy *p)
 {
     return p ? p->port : -1;
+}
+
+void proxy_stats_get(const struct proxy *p, struct proxy_stats *out)
+{
+    *out = p->stats;
+}
+
+void proxy_set_backlog_limits(struct proxy *p, size_t high, size_t low)
+{
+    p->backlog_high = high;
+    p->backlog_low = low < high ? low : high / 2;
+}
+
+void proxy_set_client_sndbuf(struct proxy *p, int bytes)
+{
+    p->client_sndbuf = bytes;
 }

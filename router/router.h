@@ -71,4 +71,23 @@ struct proxy *proxy_new(struct event_base *base, const struct router_config *cfg
 void proxy_free(struct proxy *p);
 int proxy_port(const struct proxy *p);
 
+/* Counters for tests and /metrics. Read them on the proxy's loop thread, or
+ * after that loop stopped. */
+struct proxy_stats {
+    uint64_t requests;          /* chat requests accepted */
+    uint64_t upstream_pauses;   /* times an upstream was paused for a slow client */
+    uint64_t upstream_resumes;
+    size_t max_client_backlog;  /* most bytes ever queued for one client */
+};
+void proxy_stats_get(const struct proxy *p, struct proxy_stats *out);
+
+/* Client output bytes past which the upstream is paused (default 4 MiB),
+ * and below which it resumes (default 1 MiB). For tests; low < high. */
+void proxy_set_backlog_limits(struct proxy *p, size_t high, size_t low);
+
+/* SO_SNDBUF for client connections accepted from now on (0 = the kernel's
+ * autotuning, the default). Lets a test see backpressure on loopback, where
+ * the kernel would otherwise queue megabytes before the router notices. */
+void proxy_set_client_sndbuf(struct proxy *p, int bytes);
+
 #endif

@@ -209,8 +209,10 @@ static void cooldown_to_the_millisecond(void **state)
     assert_int_equal(core_next_expiry(c), 66000);
     core_req_free(r);
 
-    /* While cooling, a request finds nothing. */
+    /* While cooling, a request finds nothing, and says so without trying. */
     r = core_req_new(c, "a");
+    assert_int_equal(core_can_continue(c, r, 65999), 0);
+    assert_int_equal(core_can_continue(c, r, 66000), 1);
     assert_int_equal(core_next(c, r, 65999, &pk), 0);
     core_req_free(r);
     r = core_req_new(c, "a");
@@ -308,6 +310,34 @@ static void client_fault_never_fails_over(void **state)
         r = core_req_new(c, "app/chat");
     }
     assert_int_equal(core_is_cooling(c, p, 100), 0);
+    core_req_free(r);
+    core_free(c);
+    router_config_free(cfg);
+}
+
+static void can_continue_mirrors_next(void **state)
+{
+    struct router_config *cfg = load_text(two_tiers);
+    struct core *c = core_new(cfg, 3);
+    struct core_req *r = core_req_new(c, "app/chat");
+    struct core_pick pk;
+    int p = dep_index(cfg, "primary"), s = dep_index(cfg, "secondary");
+    (void)state;
+
+    assert_int_equal(core_can_continue(c, r, 1000), 1);
+    assert_int_equal(core_next(c, r, 1000, &pk), 1);
+    assert_int_equal(pk.dep, p);
+    /* the primary's tier has spent its one attempt: only the secondary is left */
+    assert_int_equal(core_can_continue(c, r, 1000), 1);
+    core_cool(c, s, CORE_RETRYABLE, 0, 1000, NULL);
+    assert_int_equal(core_can_continue(c, r, 1000), 0);
+    assert_int_equal(core_next(c, r, 1000, &pk), 0);
+    /* the check used no randomness and changed nothing: a new request still starts on tier 1 */
+    core_req_free(r);
+    r = core_req_new(c, "app/chat");
+    assert_int_equal(core_can_continue(c, r, 1000), 1);
+    assert_int_equal(core_next(c, r, 1000, &pk), 1);
+    assert_int_equal(pk.dep, p);
     core_req_free(r);
     core_free(c);
     router_config_free(cfg);
@@ -419,6 +449,7 @@ int main(void)
         cmocka_unit_test(auth_cools_at_once),
         cmocka_unit_test(client_fault_never_fails_over),
         cmocka_unit_test(all_cooling_error),
+        cmocka_unit_test(can_continue_mirrors_next),
         cmocka_unit_test(classify_table),
         cmocka_unit_test(unordered_after_ordered_and_preempt),
     };

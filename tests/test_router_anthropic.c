@@ -1,0 +1,533 @@
+/* test_router_anthropic.c -- Anthropic upstreams: the pure translation (requests, answers,
+ * errors, a recorded-shape stream from tests/data), then the router in front of the real fake
+ * in Anthropic dialect: streamed and plain answers arrive as OpenAI chunks with [DONE] and a
+ * priced usage, 529 fails over to an OpenAI deployment, a 400 comes back in OpenAI's format,
+ * error events before and after the first token. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <math.h>
+
+#include "common/sse.h"
+#include "router/anthropic.h"
+#include "test_router_util.h"
+
+static char *slurp(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    char *s;
+    long n;
+    if (!f) fail_msg("cannot open %s", path);
+    fseek(f, 0, SEEK_END);
+    n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    s = malloc((size_t)n + 1);
+    assert_int_equal(fread(s, 1, (size_t)n, f), (size_t)n);
+    s[n] = '\0';
+    fclose(f);
+    *len = (size_t)n;
+    return s;
+}
+
+static const char *str_at(const cJSON *o, const char *path)
+{
+    /* "a.b.0.c": objects by name, arrays by index */
+    char buf[128], *save = NULL, *tok;
+    const cJSON *x = o;
+    snprintf(buf, sizeof buf, "%s", path);
+    for (tok = strtok_r(buf, ".", &save); tok && x; tok = strtok_r(NULL, ".", &save))
+        x = cJSON_IsArray(x) ? cJSON_GetArrayItem(x, (int)strtol(tok, NULL, 10))
+                             : cJSON_GetObjectItemCaseSensitive(x, tok);
+    return cJSON_IsString(x) ? x->valuestring : NULL;
+}
+
+static double num_at(const cJSON *o, const char *path)
+{
+    char buf[128], *save = NULL, *tok;
+    const cJSON *x = o;
+    snprintf(buf, sizeof buf, "%s", path);
+    for (tok = strtok_r(buf, ".", &save); tok && x; tok = strtok_r(NULL, ".", &save))
+        x = cJSON_IsArray(x) ? cJSON_GetArrayItem(x, (int)strtol(tok, NULL, 10))
+                             : cJSON_GetObjectItemCaseSensitive(x, tok);
+    return cJSON_IsNumber(x) ? x->valuedouble : -1;
+}
+
+/* ---- the pure translation ---- */
+
+static void url_shapes(void **state)
+{
+    char *u;
+    (void)state;
+    u = anthropic_url("http://127.0.0.1:9");
+    assert_string_equal(u, "http://127.0.0.1:9/v1/messages");
+    free(u);
+    u = anthropic_url("https://api.anthropic.com/v1");
+    assert_string_equal(u, "https://api.anthropic.com/v1/messages");
+    free(u);
+    u = anthropic_url("https://gw.example/anthropic/v1/messages");
+    assert_string_equal(u, "https://gw.example/anthropic/v1/messages");
+    free(u);
+}
+
+static void request_translation(void **state)
+{
+    const char *in =
+        "{\"model\":\"app/chat\",\"stream\":true,\"temperature\":1.7,\"top_p\":0.9,"
+        "\"stop\":\"END\",\"user\":\"u-42\",\"stream_options\":{\"include_usage\":true},"
+        "\"messages\":[{\"role\":\"system\",\"content\":\"Be brief.\"},"
+        "{\"role\":\"developer\",\"content\":[{\"type\":\"text\",\"text\":\"No emojis.\"}]},"
+        "{\"role\":\"user\",\"content\":[{\"type\":\"text\",\"text\":\"Hi\"},"
+        "{\"type\":\"text\",\"text\":\"there\"}]},"
+        "{\"role\":\"assistant\",\"content\":\"Hello!\"},"
+        "{\"role\":\"assistant\",\"content\":null},"
+        "{\"role\":\"user\",\"content\":\"Bye\"}]}";
+    cJSON *req = cJSON_Parse(in), *out;
+    char err[128], *s;
+    const cJSON *msgs;
+    (void)state;
+
+    s = anthropic_request(req, "claude-3-5-haiku", err, sizeof err);
+    assert_non_null(s);
+    out = cJSON_Parse(s);
+    assert_string_equal(str_at(out, "model"), "claude-3-5-haiku");
+    assert_string_equal(str_at(out, "system"), "Be brief.\n\nNo emojis.");
+    assert_true(num_at(out, "max_tokens") == ANTHROPIC_DEFAULT_MAX_TOKENS);
+    assert_true(num_at(out, "temperature") == 1.0); /* clamped to Anthropic's range */
+    assert_true(fabs(num_at(out, "top_p") - 0.9) < 1e-12);
+    assert_string_equal(str_at(out, "stop_sequences.0"), "END");
+    assert_string_equal(str_at(out, "metadata.user_id"), "u-42");
+    assert_true(cJSON_IsTrue(cJSON_GetObjectItem(out, "stream")));
+    assert_null(cJSON_GetObjectItem(out, "stream_options"));
+    msgs = cJSON_GetObjectItem(out, "messages");
+    assert_int_equal(cJSON_GetArraySize(msgs), 3); /* system parts lifted, empty one dropped */
+    assert_string_equal(str_at(out, "messages.0.role"), "user");
+    assert_string_equal(str_at(out, "messages.0.content"), "Hi\nthere");
+    assert_string_equal(str_at(out, "messages.1.role"), "assistant");
+    assert_string_equal(str_at(out, "messages.1.content"), "Hello!");
+    assert_string_equal(str_at(out, "messages.2.content"), "Bye");
+    cJSON_Delete(out);
+    free(s);
+    /* the client's own limit wins; a stop list stays a list */
+    cJSON_Delete(req);
+    req = cJSON_Parse("{\"max_completion_tokens\":77,\"stop\":[\"a\",\"b\"],"
+                      "\"messages\":[{\"role\":\"user\",\"content\":\"x\"}]}");
+    s = anthropic_request(req, "m", err, sizeof err);
+    out = cJSON_Parse(s);
+    assert_true(num_at(out, "max_tokens") == 77);
+    assert_string_equal(str_at(out, "stop_sequences.1"), "b");
+    assert_null(cJSON_GetObjectItem(out, "stream"));
+    assert_null(cJSON_GetObjectItem(out, "system"));
+    cJSON_Delete(out);
+    free(s);
+    cJSON_Delete(req);
+}
+
+static void answer_translation(void **state)
+{
+    size_t len;
+    char *body = slurp("tests/data/router_anthropic_message.json", &len);
+    struct anthropic_usage u;
+    cJSON *j;
+    (void)state;
+
+    j = anthropic_response(body, len, 1755137933, &u);
+    assert_non_null(j);
+    assert_string_equal(str_at(j, "id"), "msg_01XFDUDYJgAACzvnptvVoYEL");
+    assert_string_equal(str_at(j, "object"), "chat.completion");
+    assert_true(num_at(j, "created") == 1755137933);
+    assert_string_equal(str_at(j, "model"), "claude-3-5-haiku-20241022");
+    assert_string_equal(str_at(j, "choices.0.message.role"), "assistant");
+    assert_string_equal(str_at(j, "choices.0.message.content"), "Hello, world");
+    assert_string_equal(str_at(j, "choices.0.finish_reason"), "stop");
+    /* prompt_tokens counts the cache too, as OpenAI's does */
+    assert_true(num_at(j, "usage.prompt_tokens") == 1112);
+    assert_true(num_at(j, "usage.completion_tokens") == 6);
+    assert_true(num_at(j, "usage.total_tokens") == 1118);
+    assert_true(num_at(j, "usage.prompt_tokens_details.cached_tokens") == 1000);
+    assert_int_equal(u.input, 12);
+    assert_int_equal(u.cache_creation, 100);
+    assert_int_equal(u.cache_read, 1000);
+    assert_int_equal(u.output, 6);
+    cJSON_Delete(j);
+    free(body);
+    /* not a Messages answer */
+    assert_null(anthropic_response("{\"type\":\"error\"}", 16, 0, &u));
+    assert_null(anthropic_response("<html>", 6, 0, &u));
+    assert_string_equal(anthropic_finish_reason("max_tokens"), "length");
+    assert_string_equal(anthropic_finish_reason("stop_sequence"), "stop");
+    assert_string_equal(anthropic_finish_reason("tool_use"), "tool_calls");
+    assert_null(anthropic_finish_reason(NULL));
+}
+
+static void error_translation(void **state)
+{
+    const char *ov = "{\"type\":\"error\",\"error\":{\"type\":\"overloaded_error\",\"message\":"
+                     "\"Overloaded\"},\"request_id\":\"req_011CSHoEeqs5C35K2UUqR7Fy\"}";
+    const char *credit = "{\"type\":\"error\",\"error\":{\"type\":\"invalid_request_error\","
+                         "\"message\":\"Your credit balance is too low to access the Anthropic "
+                         "API.\"}}";
+    char *s, type[64];
+    cJSON *j;
+    (void)state;
+
+    s = anthropic_error(ov, strlen(ov), 529);
+    j = cJSON_Parse(s);
+    assert_string_equal(str_at(j, "error.message"), "Overloaded");
+    assert_string_equal(str_at(j, "error.type"), "service_unavailable_error");
+    assert_string_equal(str_at(j, "error.code"), "server_is_overloaded");
+    assert_true(cJSON_IsNull(cJSON_GetObjectItem(cJSON_GetObjectItem(j, "error"), "param")));
+    cJSON_Delete(j);
+    free(s);
+    s = anthropic_error("Bad Gateway", 11, 502);
+    j = cJSON_Parse(s);
+    assert_non_null(strstr(str_at(j, "error.message"), "HTTP 502: Bad Gateway"));
+    assert_string_equal(str_at(j, "error.type"), "server_error");
+    cJSON_Delete(j);
+    free(s);
+    assert_int_equal(anthropic_error_type(ov, strlen(ov), type, sizeof type), 0);
+    assert_string_equal(type, "overloaded_error");
+    assert_int_equal(anthropic_error_type(credit, strlen(credit), type, sizeof type), 1);
+}
+
+struct collect {
+    struct anthropic_stream *s;
+    cJSON *chunks; /* array */
+    int done;
+};
+
+static int collect_event(const char *event, const char *data, size_t len, const char *id,
+                         void *arg)
+{
+    struct collect *c = arg;
+    struct anthropic_out o;
+    char err[128];
+    int i;
+    (void)id;
+    if (anthropic_stream_event(c->s, event, data, len, &o, err, sizeof err) != 0) return -1;
+    for (i = 0; i < o.n; i++) cJSON_AddItemToArray(c->chunks, o.chunk[i]);
+    if (o.done) c->done++;
+    return 0;
+}
+
+static void stream_translation(void **state)
+{
+    size_t len;
+    char *text = slurp("tests/data/router_anthropic_stream.txt", &len), err[128];
+    struct collect c;
+    struct sse_parser *p;
+    struct anthropic_usage u;
+    const cJSON *ch;
+    int n;
+    (void)state;
+
+    c.s = anthropic_stream_new(1755137933);
+    c.chunks = cJSON_CreateArray();
+    c.done = 0;
+    p = sse_parser_new(0, collect_event, &c);
+    assert_int_equal(sse_parser_feed(p, text, len, err, sizeof err), 0);
+    n = cJSON_GetArraySize(c.chunks);
+    /* role, 3 contents, finish, usage */
+    assert_int_equal(n, 6);
+    assert_int_equal(c.done, 1);
+    ch = cJSON_GetArrayItem(c.chunks, 0);
+    assert_string_equal(str_at(ch, "object"), "chat.completion.chunk");
+    assert_string_equal(str_at(ch, "id"), "msg_014p7gG3wDgGV9EUtLvnow3U");
+    assert_string_equal(str_at(ch, "model"), "claude-3-5-haiku-20241022");
+    assert_string_equal(str_at(ch, "choices.0.delta.role"), "assistant");
+    assert_string_equal(str_at(cJSON_GetArrayItem(c.chunks, 1), "choices.0.delta.content"), "Okay");
+    assert_string_equal(str_at(cJSON_GetArrayItem(c.chunks, 3), "choices.0.delta.content"),
+                        "'s go");
+    ch = cJSON_GetArrayItem(c.chunks, 4);
+    assert_string_equal(str_at(ch, "choices.0.finish_reason"), "length");
+    ch = cJSON_GetArrayItem(c.chunks, 5);
+    assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItem(ch, "choices")), 0);
+    assert_true(num_at(ch, "usage.prompt_tokens") == 472);
+    assert_true(num_at(ch, "usage.completion_tokens") == 3); /* message_delta's total */
+    anthropic_stream_usage(c.s, &u);
+    assert_int_equal(u.output, 3);
+    sse_parser_free(p);
+    anthropic_stream_free(c.s);
+    cJSON_Delete(c.chunks);
+    free(text);
+}
+
+static void stream_error_event(void **state)
+{
+    struct anthropic_stream *s = anthropic_stream_new(1);
+    struct anthropic_out o;
+    char err[128];
+    const char *ev = "{\"type\":\"error\",\"error\":{\"type\":\"overloaded_error\",\"message\":"
+                     "\"Overloaded\"}}";
+    (void)state;
+    assert_int_equal(anthropic_stream_event(s, "error", ev, strlen(ev), &o, err, sizeof err), 0);
+    assert_int_equal(o.error, 1);
+    assert_int_equal(o.n, 1);
+    assert_string_equal(str_at(o.chunk[0], "error.code"), "server_is_overloaded");
+    cJSON_Delete(o.chunk[0]);
+    assert_int_equal(anthropic_stream_event(s, "ping", "{\"type\": \"ping\"}", 16, &o, err,
+                                            sizeof err),
+                     0);
+    assert_int_equal(o.n, 0);
+    assert_int_equal(anthropic_stream_event(s, "message_start", "{\"type\":", 8, &o, err,
+                                            sizeof err),
+                     -1);
+    anthropic_stream_free(s);
+}
+
+/* ---- through the router, against the real fake ---- */
+
+static const char *yaml =
+    "model_list:\n"
+    "  - model_name: app/claude\n"
+    "    litellm_params:\n"
+    "      model: anthropic/claude-3-5-haiku\n"
+    "      api_base: os.environ/S_BASE\n"
+    "      api_key: os.environ/S_KEY\n"
+    "      input_cost_per_token: 0.0000008\n"
+    "      output_cost_per_token: 0.000004\n"
+    "    model_info: {id: claude}\n"
+    "  - model_name: app/chat\n"
+    "    litellm_params: {model: anthropic/claude-3-5-haiku, api_base: os.environ/S_BASE, "
+    "api_key: os.environ/S_KEY, order: 1}\n"
+    "    model_info: {id: secondary}\n"
+    "  - model_name: app/chat\n"
+    "    litellm_params: {model: openai/gpt-p, api_base: os.environ/P_BASE, "
+    "api_key: os.environ/P_KEY, order: 2}\n"
+    "    model_info: {id: primary}\n"
+    "router_settings: {allowed_fails: 3, cooldown_time: 30, stream_timeout: 2}\n";
+
+static void start(struct rw *w)
+{
+    struct fake_spec ps, ss;
+    rw_spec(&ps, "primary", FAKE_OPENAI);
+    rw_spec(&ss, "secondary", FAKE_ANTHROPIC);
+    if (rw_start(w, yaml, &ps, &ss) != 0) fail_msg("world did not start");
+}
+
+static void add_fault(struct fake *f, const char *text)
+{
+    struct fault_spec fs;
+    char err[256];
+    if (fault_spec_parse(text, &fs, err, sizeof err) != 0) fail_msg("fault %s: %s", text, err);
+    assert_int_equal(fake_fault_add(f, &fs), 0);
+}
+
+static void stream_arrives_as_openai_chunks(void **state)
+{
+    struct rw w;
+    struct rw_reply r;
+    cJSON *data;
+    const cJSON *c, *last;
+    int n, i, contents = 0, roles = 0;
+    double p, q;
+    char v[64];
+    (void)state;
+
+    start(&w);
+    rw_request(&w, "/v1/chat/completions",
+               "{\"model\":\"app/claude\",\"stream\":true,\"stream_options\":{\"include_usage\":"
+               "true},\"messages\":[{\"role\":\"system\",\"content\":\"Be brief.\"},"
+               "{\"role\":\"user\",\"content\":\"Hello there, how are you?\"}]}",
+               NULL, 5000, &r);
+    assert_int_equal(r.status, 200);
+    assert_non_null(strstr(rw_hdr(&r, "content-type", v, sizeof v), "text/event-stream"));
+    assert_string_equal(rw_hdr(&r, "x-slodrill-provider", v, sizeof v), "secondary");
+    assert_string_equal(rw_hdr(&r, "x-slodrill-deployment", v, sizeof v), "claude");
+    assert_null(strstr(r.body, "event:")); /* OpenAI streams are data-only */
+    data = rw_sse_data(r.body);
+    n = cJSON_GetArraySize(data);
+    assert_true(n >= 5);
+    assert_string_equal(cJSON_GetArrayItem(data, n - 1)->valuestring, "[DONE]");
+    for (i = 0; i < n - 1; i++) {
+        c = cJSON_GetArrayItem(data, i);
+        assert_true(cJSON_IsObject(c));
+        assert_string_equal(str_at(c, "object"), "chat.completion.chunk");
+        assert_non_null(strstr(str_at(c, "id"), "msg_secondary_"));
+        if (str_at(c, "choices.0.delta.role")) roles++;
+        if (str_at(c, "choices.0.delta.content") && str_at(c, "choices.0.delta.content")[0])
+            contents++;
+    }
+    assert_int_equal(roles, 1);
+    assert_string_equal(str_at(cJSON_GetArrayItem(data, 0), "choices.0.delta.role"), "assistant");
+    assert_string_equal(str_at(cJSON_GetArrayItem(data, n - 3), "choices.0.finish_reason"),
+                        "stop");
+    last = cJSON_GetArrayItem(data, n - 2);
+    assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItem(last, "choices")), 0);
+    p = num_at(last, "usage.prompt_tokens");
+    q = num_at(last, "usage.completion_tokens");
+    assert_true(p > 0 && q > 0);
+    assert_int_equal(contents, (int)q);
+    assert_true(fabs(num_at(last, "usage.cost") - (p * 0.0000008 + q * 0.000004)) < 1e-12);
+    cJSON_Delete(data);
+    rw_reply_free(&r);
+    /* without include_usage: no usage chunk */
+    rw_request(&w, "/v1/chat/completions",
+               "{\"model\":\"app/claude\",\"stream\":true,\"messages\":[{\"role\":\"user\","
+               "\"content\":\"Hi\"}]}",
+               NULL, 5000, &r);
+    assert_int_equal(r.status, 200);
+    assert_null(strstr(r.body, "\"usage\""));
+    assert_non_null(strstr(r.body, "data: [DONE]\n\n"));
+    rw_reply_free(&r);
+    rw_stop(&w);
+}
+
+static void plain_answer_arrives_as_openai(void **state)
+{
+    struct rw w;
+    struct rw_reply r;
+    cJSON *j;
+    char v[64], want[64];
+    double p, q;
+    (void)state;
+
+    start(&w);
+    rw_request(&w, "/v1/chat/completions",
+               "{\"model\":\"app/claude\",\"messages\":[{\"role\":\"user\",\"content\":"
+               "\"Hello there, how are you?\"}]}",
+               NULL, 5000, &r);
+    assert_int_equal(r.status, 200);
+    j = cJSON_Parse(r.body);
+    assert_non_null(j);
+    assert_string_equal(str_at(j, "object"), "chat.completion");
+    assert_non_null(strstr(str_at(j, "id"), "msg_secondary_"));
+    assert_true(strlen(str_at(j, "choices.0.message.content")) > 0);
+    assert_string_equal(str_at(j, "choices.0.finish_reason"), "stop");
+    p = num_at(j, "usage.prompt_tokens");
+    q = num_at(j, "usage.completion_tokens");
+    assert_true(p > 0 && q > 0);
+    snprintf(want, sizeof want, "%.8f", p * 0.0000008 + q * 0.000004);
+    assert_string_equal(rw_hdr(&r, "x-slodrill-cost-usd", v, sizeof v), want);
+    cJSON_Delete(j);
+    rw_reply_free(&r);
+    /* max_tokens reached: "length" */
+    rw_request(&w, "/v1/chat/completions",
+               "{\"model\":\"app/claude\",\"max_tokens\":2,\"messages\":[{\"role\":\"user\","
+               "\"content\":\"Hi\"}]}",
+               NULL, 5000, &r);
+    assert_int_equal(r.status, 200);
+    j = cJSON_Parse(r.body);
+    assert_string_equal(str_at(j, "choices.0.finish_reason"), "length");
+    assert_true(num_at(j, "usage.completion_tokens") == 2);
+    cJSON_Delete(j);
+    rw_reply_free(&r);
+    rw_stop(&w);
+}
+
+static void overloaded_fails_over_to_openai(void **state)
+{
+    struct rw w;
+    struct rw_reply r;
+    struct fake_stats ps, ss;
+    char v[64];
+    (void)state;
+
+    start(&w);
+    add_fault(w.secondary, "overloaded");
+    rw_request(&w, "/v1/chat/completions",
+               "{\"model\":\"app/chat\",\"stream\":true,\"messages\":[{\"role\":\"user\","
+               "\"content\":\"Hi\"}]}",
+               NULL, 5000, &r);
+    assert_int_equal(r.status, 200);
+    assert_string_equal(rw_hdr(&r, "x-slodrill-deployment", v, sizeof v), "primary");
+    assert_string_equal(rw_hdr(&r, "x-slodrill-attempts", v, sizeof v), "2");
+    assert_non_null(strstr(r.body, "data: [DONE]"));
+    rw_reply_free(&r);
+    fake_stats_get(w.primary, &ps);
+    fake_stats_get(w.secondary, &ss);
+    rw_stop(&w);
+    assert_int_equal(ss.requests, 1);
+    assert_int_equal(ss.faulted, 1);
+    assert_int_equal(ps.ok, 1);
+}
+
+static void client_error_in_openai_format(void **state)
+{
+    struct rw w;
+    struct rw_reply r;
+    struct fake_stats ps;
+    cJSON *j;
+    (void)state;
+
+    start(&w);
+    add_fault(w.secondary, "http_error;status=400");
+    rw_request(&w, "/v1/chat/completions",
+               "{\"model\":\"app/chat\",\"messages\":[{\"role\":\"user\",\"content\":\"Hi\"}]}",
+               NULL, 5000, &r);
+    assert_int_equal(r.status, 400);
+    j = cJSON_Parse(r.body);
+    assert_non_null(j);
+    assert_string_equal(str_at(j, "error.type"), "invalid_request_error");
+    assert_string_equal(str_at(j, "error.message"), "Invalid request");
+    assert_null(cJSON_GetObjectItem(j, "type")); /* not Anthropic's envelope */
+    cJSON_Delete(j);
+    rw_reply_free(&r);
+    fake_stats_get(w.primary, &ps);
+    rw_stop(&w);
+    assert_int_equal(ps.requests, 0); /* the client's fault: no failover */
+}
+
+static void error_events_before_and_after_first_token(void **state)
+{
+    struct rw w;
+    struct rw_reply r;
+    char v[64];
+    cJSON *data;
+    const cJSON *last;
+    int n;
+    const char *body = "{\"model\":\"app/chat\",\"stream\":true,\"messages\":[{\"role\":\"user\","
+                       "\"content\":\"Hi\"}]}";
+    (void)state;
+
+    start(&w);
+    /* after message_start, before any text: invisible failover */
+    add_fault(w.secondary, "error_event;after_events=2");
+    rw_request(&w, "/v1/chat/completions", body, NULL, 5000, &r);
+    assert_int_equal(r.status, 200);
+    assert_string_equal(rw_hdr(&r, "x-slodrill-deployment", v, sizeof v), "primary");
+    assert_non_null(strstr(r.body, "data: [DONE]"));
+    assert_null(strstr(r.body, "\"error\""));
+    rw_reply_free(&r);
+    /* after two text deltas: the client sees them, then an OpenAI-style error event */
+    add_fault(w.secondary, "error_event;after_events=5");
+    fake_fault_clear(w.primary, -1);
+    rw_request(&w, "/v1/chat/completions", body, NULL, 5000, &r);
+    assert_int_equal(r.status, 200);
+    assert_string_equal(rw_hdr(&r, "x-slodrill-deployment", v, sizeof v), "secondary");
+    assert_null(strstr(r.body, "[DONE]"));
+    data = rw_sse_data(r.body);
+    n = cJSON_GetArraySize(data);
+    assert_true(n >= 3);
+    last = cJSON_GetArrayItem(data, n - 1);
+    assert_string_equal(str_at(last, "error.code"), "server_is_overloaded");
+    assert_non_null(str_at(cJSON_GetArrayItem(data, 1), "choices.0.delta.content"));
+    cJSON_Delete(data);
+    rw_reply_free(&r);
+    rw_stop(&w);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(url_shapes),
+        cmocka_unit_test(request_translation),
+        cmocka_unit_test(answer_translation),
+        cmocka_unit_test(error_translation),
+        cmocka_unit_test(stream_translation),
+        cmocka_unit_test(stream_error_event),
+        cmocka_unit_test(stream_arrives_as_openai_chunks),
+        cmocka_unit_test(plain_answer_arrives_as_openai),
+        cmocka_unit_test(overloaded_fails_over_to_openai),
+        cmocka_unit_test(client_error_in_openai_format),
+        cmocka_unit_test(error_events_before_and_after_first_token),
+    };
+    int rc;
+    if (getenv("TEST_FILTER")) cmocka_set_test_filter(getenv("TEST_FILTER"));
+    rw_global_init();
+    rc = cmocka_run_group_tests(tests, NULL, NULL);
+    curl_global_cleanup();
+    return rc;
+}
