@@ -261,6 +261,26 @@ static int core_advance(const struct core *c, struct core_req *r)
     return 0;
 }
 
+/* The deployment of r's chain whose cooldown ends first, not cooling for a
+ * rate limit; -1 when there is none. */
+static int core_probe_target(const struct core *c, const struct core_req *r, int64_t now_ms)
+{
+    const struct router_config *cfg = c->cfg;
+    size_t i;
+    int best = -1;
+
+    for (i = 0; i < cfg->ndep; i++) {
+        const struct core_dep *d = &c->dep[i];
+        if (!core_in_chain(r, cfg->dep[i].alias) || r->excluded[i] || r->tried[i])
+            continue;
+        if (!core_is_cooling(c, (int)i, now_ms) || d->cool_class == CORE_RATE_LIMIT)
+            continue;
+        if (best < 0 || d->until_ms < c->dep[best].until_ms)
+            best = (int)i;
+    }
+    return best;
+}
+
 int core_next(struct core *c, struct core_req *r, int64_t now_ms, struct core_pick *out)
 {
     const struct router_config *cfg = c->cfg;
@@ -297,6 +317,7 @@ int core_next(struct core *c, struct core_req *r, int64_t now_ms, struct core_pi
             out->fallbacks = (int)r->ci;
             /* retry_after spaces retries; a move to another tier or group is not delayed. */
             out->delay_ms = r->tier_attempts > 0 ? cfg->retry_after_ms : 0;
+            out->probe = 0;
             r->tier_attempts++;
             r->tried[d] = 1;
             r->last_dep = d;
@@ -304,7 +325,20 @@ int core_next(struct core *c, struct core_req *r, int64_t now_ms, struct core_pi
             goto out;
         }
         if (!core_advance(c, r))
-            goto out;
+            break;
+    }
+    if (r->attempts == 0) {
+        int d = core_probe_target(c, r, now_ms);
+        if (d >= 0) {
+            out->dep = d;
+            out->attempt = ++r->attempts;
+            out->fallbacks = 0;
+            out->delay_ms = 0;
+            out->probe = 1;
+            r->tried[d] = 1;
+            r->last_dep = d;
+            rc = 1;
+        }
     }
 out:
     free(pool);
@@ -373,6 +407,15 @@ enum core_verdict core_report(struct core *c, struct core_req *r, int dep, enum 
         r->n_fail[cls]++;
     switch (cls) {
     case CORE_OK:
+        if (core_is_cooling(c, dep, now_ms)) {
+            /* A probe got through: whatever cooled it has passed. */
+            c->dep[dep].cooling = 0;
+            c->dep[dep].until_ms = 0;
+            c->dep[dep].nfails = 0;
+            c->dep[dep].head = 0;
+            if (eff)
+                eff->recovered = 1;
+        }
         return CORE_DONE;
     case CORE_CLIENT:
         return CORE_RETURN;

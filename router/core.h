@@ -56,15 +56,25 @@ struct core_pick {
     int attempt;      /* 1-based attempt number of this request */
     int fallbacks;    /* model-group fallbacks taken so far (0 = the alias asked for) */
     int64_t delay_ms; /* wait this long before starting (router_settings.retry_after) */
+    int probe;        /* 1: every deployment was cooling; this one is tried anyway */
 };
 
 /* The next attempt: 1 with *out filled, or 0 when nothing is left to try
- * (attempts used up, or every remaining deployment is cooling). */
+ * (attempts used up, or every remaining deployment is cooling).
+ *
+ * Last resort: when a request finds every deployment of its chain cooling
+ * before its first attempt, it is not refused outright. It probes the one
+ * whose cooldown ends first (out->probe = 1), once; cooldowns for rate
+ * limits are respected and never probed. A probe that succeeds ends that
+ * cooldown early (core_report sets eff->recovered). Like Envoy's panic
+ * mode, this keeps an all-cooling alias from serving nothing for a whole
+ * cooldown_time after the cause went away. */
 int core_next(struct core *c, struct core_req *r, int64_t now_ms, struct core_pick *out);
 
 /* 1 when core_next() would find another attempt for r at now_ms (no state
  * changes, no randomness used): the proxy moves a waiting request off a
- * cooled deployment only when there is somewhere to go. */
+ * cooled deployment only when there is somewhere to go. Last-resort probes
+ * do not count: they are for requests that have not started. */
 int core_can_continue(const struct core *c, const struct core_req *r, int64_t now_ms);
 
 enum core_verdict {
@@ -77,6 +87,7 @@ enum core_verdict {
 struct core_effect {
     int cooled;          /* 1 when this report put dep into cooldown */
     int64_t until_ms;    /* when that cooldown ends */
+    int recovered;       /* 1 when a success ended dep's cooldown early */
 };
 
 /* An attempt on dep ended with cls. retry_after_ms is the provider's

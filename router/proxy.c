@@ -473,7 +473,7 @@ static void px_after_attempt(struct preq *rq, struct patt *a, enum core_class cl
                              const char *why)
 {
     struct proxy *p = rq->p;
-    struct core_effect eff = {0, 0};
+    struct core_effect eff = {0, 0, 0};
     enum core_verdict v = cls == CORE_OK ? CORE_DONE : cls == CORE_CLIENT ? CORE_RETURN
                                                                           : CORE_TRY_NEXT;
     int dep = a->dep;
@@ -492,6 +492,11 @@ static void px_after_attempt(struct preq *rq, struct patt *a, enum core_class cl
     if (cls != CORE_OK)
         log_info(PX_TAG, "%s: attempt %d on %s failed (%s): %s", rq->id, rq->attempts,
                  p->cfg->dep[dep].id, core_class_name(cls), why);
+    if (eff.recovered) {
+        px_event(p, "cooldown_end", p->cfg->dep[dep].id,
+                 "a last-resort probe succeeded while every deployment was cooling");
+        px_cool_timer_arm(p);
+    }
     if (eff.cooled) {
         char detail[512];
         snprintf(detail, sizeof detail, "%s: %.300s; back in %.1f s", core_class_name(cls), why,

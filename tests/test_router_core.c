@@ -209,10 +209,17 @@ static void cooldown_to_the_millisecond(void **state)
     assert_int_equal(core_next_expiry(c), 66000);
     core_req_free(r);
 
-    /* While cooling, a request finds nothing, and says so without trying. */
+    /* While cooling there is nowhere to move a request to; a new request
+     * gets exactly one last-resort probe of the cooling deployment. */
     r = core_req_new(c, "a");
     assert_int_equal(core_can_continue(c, r, 65999), 0);
     assert_int_equal(core_can_continue(c, r, 66000), 1);
+    assert_int_equal(core_next(c, r, 65999, &pk), 1);
+    assert_int_equal(pk.probe, 1);
+    assert_int_equal(pk.dep, 0);
+    core_report(c, r, 0, CORE_RETRYABLE, 0, 65999, &eff);
+    assert_int_equal(eff.cooled, 0);
+    assert_int_equal(eff.recovered, 0);
     assert_int_equal(core_next(c, r, 65999, &pk), 0);
     core_req_free(r);
     r = core_req_new(c, "a");
@@ -366,10 +373,16 @@ static void all_cooling_error(void **state)
     assert_non_null(strstr(msg, "secondary cooling down after rate_limit, back in 40.0 s"));
     core_req_free(r);
 
-    /* A new request while both cool: no attempt at all, the error names them. */
+    /* A new request while both cool probes the primary (its cooldown ends
+     * first, and it is not a rate limit) once; when that fails too, the
+     * error names them both. */
     r = core_req_new(c, "app/chat");
+    assert_int_equal(core_next(c, r, 3000, &pk), 1);
+    assert_int_equal(pk.probe, 1);
+    assert_string_equal(cfg->dep[pk.dep].id, "primary");
+    core_report(c, r, pk.dep, CORE_AUTH, 0, 3000, NULL);
     assert_int_equal(core_next(c, r, 3000, &pk), 0);
-    assert_int_equal(core_req_attempts(r), 0);
+    assert_int_equal(core_req_attempts(r), 1);
     core_req_summary(c, r, 3000, msg, sizeof msg, &status, &ra);
     assert_int_equal(status, 503);
     assert_int_equal(ra, 28000);
@@ -388,6 +401,51 @@ static void all_cooling_error(void **state)
     core_req_summary(c, r, 100000, msg, sizeof msg, &status, &ra);
     assert_int_equal(status, 429);
     assert_int_equal(ra, 30000);
+    core_req_free(r);
+    core_free(c);
+    router_config_free(cfg);
+}
+
+/* The demo's trap: the primary cools for a revoked key, its key comes back,
+ * then the secondary cools for slow first tokens. With every deployment
+ * cooling, a probe finds the primary healthy and ends its cooldown early. */
+static void probe_ends_cooldown(void **state)
+{
+    struct router_config *cfg = load_text(two_tiers);
+    struct core *c = core_new(cfg, 5);
+    struct core_req *r;
+    struct core_pick pk;
+    struct core_effect eff;
+    int i;
+    (void)state;
+
+    r = core_req_new(c, "app/chat");
+    assert_int_equal(core_next(c, r, 8000, &pk), 1);
+    assert_string_equal(cfg->dep[pk.dep].id, "primary");
+    core_report(c, r, pk.dep, CORE_AUTH, 0, 8000, &eff);
+    assert_int_equal(eff.cooled, 1); /* until 38000 */
+    core_req_free(r);
+    for (i = 0; i < 4; i++) { /* four timeouts on the secondary: until 57000 */
+        r = core_req_new(c, "app/chat");
+        assert_int_equal(core_next(c, r, 27000 + i, &pk), 1);
+        assert_string_equal(cfg->dep[pk.dep].id, "secondary");
+        core_report(c, r, pk.dep, CORE_RETRYABLE, 0, 27000 + i, &eff);
+        core_req_free(r);
+    }
+    assert_int_equal(eff.cooled, 1);
+    r = core_req_new(c, "app/chat");
+    assert_int_equal(core_next(c, r, 28000, &pk), 1);
+    assert_int_equal(pk.probe, 1);
+    assert_string_equal(cfg->dep[pk.dep].id, "primary");
+    assert_int_equal(core_report(c, r, pk.dep, CORE_OK, 0, 28400, &eff), CORE_DONE);
+    assert_int_equal(eff.recovered, 1);
+    assert_int_equal(core_is_cooling(c, pk.dep, 28400), 0);
+    core_req_free(r);
+    /* The next request goes to the primary in the ordinary way. */
+    r = core_req_new(c, "app/chat");
+    assert_int_equal(core_next(c, r, 28500, &pk), 1);
+    assert_int_equal(pk.probe, 0);
+    assert_string_equal(cfg->dep[pk.dep].id, "primary");
     core_req_free(r);
     core_free(c);
     router_config_free(cfg);
@@ -449,6 +507,7 @@ int main(void)
         cmocka_unit_test(auth_cools_at_once),
         cmocka_unit_test(client_fault_never_fails_over),
         cmocka_unit_test(all_cooling_error),
+        cmocka_unit_test(probe_ends_cooldown),
         cmocka_unit_test(can_continue_mirrors_next),
         cmocka_unit_test(classify_table),
         cmocka_unit_test(unordered_after_ordered_and_preempt),
