@@ -220,6 +220,7 @@ static void progress_line(struct run *r, int final)
     int k;
     double el = (double)run_now(r) / 1e6;
     char line[512];
+    int draining = 0;
 
     if (r->o->quiet) return;
     loadgen_get_stats(r->lg, &st);
@@ -231,6 +232,11 @@ static void progress_line(struct run *r, int final)
                 if (w > 0) off += (size_t)w;
             }
     if (el < 0) el = 0;
+    /* Past the schedule the generator only waits for answers: say so. */
+    if (el > r->s->duration_s) {
+        draining = !final;
+        el = r->s->duration_s;
+    }
     {
         char sr[16], p95[16], share[16];
         if (st.rolling_sr >= 0) snprintf(sr, sizeof sr, "%.2f%%", st.rolling_sr);
@@ -240,12 +246,12 @@ static void progress_line(struct run *r, int final)
         snprintf(share, sizeof share, "%.0f%%", st.top_share);
         snprintf(line, sizeof line,
                  "%5.1fs/%.0fs  sent %llu  inflight %llu  ok %llu  failed %llu  dropped %llu  "
-                 "SR(10s) %s  p95(10s) %s  served by %s %s%s%s",
+                 "SR(10s) %s  p95(10s) %s  served by %s %s%s%s%s",
                  el, r->s->duration_s, (unsigned long long)st.started,
                  (unsigned long long)st.inflight, (unsigned long long)st.ok,
                  (unsigned long long)st.failed, (unsigned long long)st.dropped, sr, p95,
                  st.top_provider[0] ? st.top_provider : "-", st.top_provider[0] ? share : "",
-                 faults[0] ? "  faults: " : "", faults);
+                 faults[0] ? "  faults: " : "", faults, draining ? "  (draining)" : "");
     }
     if (r->o->progress_tty) {
         fprintf(stderr, "\r%s\033[K%s", line, final ? "\n" : "");
