@@ -370,8 +370,10 @@ static void core_start_cooldown(struct core *c, int dep, enum core_class why,
 int core_cool(struct core *c, int dep, enum core_class why, int64_t retry_after_ms,
               int64_t now_ms, struct core_effect *eff)
 {
-    if (eff)
+    if (eff) {
         eff->cooled = 0;
+        eff->recovered = 0;
+    }
     if (c->cfg->disable_cooldowns || core_is_cooling(c, dep, now_ms))
         return 0;
     if (c->cfg->cooldown_ms <= 0 && retry_after_ms <= 0)
@@ -401,8 +403,10 @@ enum core_verdict core_report(struct core *c, struct core_req *r, int dep, enum 
 {
     char reason[48];
 
-    if (eff)
+    if (eff) {
         eff->cooled = 0;
+        eff->recovered = 0;
+    }
     if ((unsigned)cls < CORE__CLASS_COUNT)
         r->n_fail[cls]++;
     switch (cls) {
