@@ -50,6 +50,7 @@ struct core_req {
     unsigned char *excluded; /* per deployment: failed auth for this request */
     int n_fail[CORE__CLASS_COUNT];
     int last_dep;
+    int probe_dep;       /* the deployment probed as a last resort, or -1 */
 };
 
 static const char *const core_class_names[CORE__CLASS_COUNT] = {
@@ -153,6 +154,7 @@ struct core_req *core_req_new(struct core *c, const char *alias)
         return NULL;
     }
     r->last_dep = -1;
+    r->probe_dep = -1;
     /* The alias itself, then its fallbacks (or default_fallbacks), each once. */
     for (i = 0; i < cfg->ndep; i++)
         if (!strcmp(cfg->dep[i].alias, alias)) {
@@ -335,6 +337,7 @@ int core_next(struct core *c, struct core_req *r, int64_t now_ms, struct core_pi
             out->fallbacks = 0;
             out->delay_ms = 0;
             out->probe = 1;
+            r->probe_dep = d;
             r->tried[d] = 1;
             r->last_dep = d;
             rc = 1;
@@ -411,8 +414,10 @@ enum core_verdict core_report(struct core *c, struct core_req *r, int dep, enum 
         r->n_fail[cls]++;
     switch (cls) {
     case CORE_OK:
-        if (core_is_cooling(c, dep, now_ms)) {
-            /* A probe got through: whatever cooled it has passed. */
+        if (r->probe_dep == dep && core_is_cooling(c, dep, now_ms)) {
+            /* A probe got through: whatever cooled it has passed. A request
+             * that merely started before the cooldown and ends well now
+             * says nothing about it, and ends nothing. */
             c->dep[dep].cooling = 0;
             c->dep[dep].until_ms = 0;
             c->dep[dep].nfails = 0;

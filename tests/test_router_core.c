@@ -413,12 +413,15 @@ static void probe_ends_cooldown(void **state)
 {
     struct router_config *cfg = load_text(two_tiers);
     struct core *c = core_new(cfg, 5);
-    struct core_req *r;
+    struct core_req *r, *early;
     struct core_pick pk;
     struct core_effect eff;
     int i;
     (void)state;
 
+    /* A stream that started on the primary before anything went wrong. */
+    early = core_req_new(c, "app/chat");
+    assert_int_equal(core_next(c, early, 7000, &pk), 1);
     r = core_req_new(c, "app/chat");
     assert_int_equal(core_next(c, r, 8000, &pk), 1);
     assert_string_equal(cfg->dep[pk.dep].id, "primary");
@@ -433,6 +436,11 @@ static void probe_ends_cooldown(void **state)
         core_req_free(r);
     }
     assert_int_equal(eff.cooled, 1);
+    /* The early stream ending well says nothing about the cooldown. */
+    assert_int_equal(core_report(c, early, 0, CORE_OK, 0, 27500, &eff), CORE_DONE);
+    assert_int_equal(eff.recovered, 0);
+    assert_int_equal(core_is_cooling(c, 0, 27500), 1);
+    core_req_free(early);
     r = core_req_new(c, "app/chat");
     assert_int_equal(core_next(c, r, 28000, &pk), 1);
     assert_int_equal(pk.probe, 1);
