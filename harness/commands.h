@@ -20,8 +20,11 @@ int cmd_gate(int argc, char **argv);
 int cmd_report(int argc, char **argv);
 int cmd_router(int argc, char **argv);
 int cmd_fake(int argc, char **argv);
+int cmd_promote(int argc, char **argv);
+int cmd_slo(int argc, char **argv);
+int cmd_drill(int argc, char **argv);
 
 /* Further commands, from their own files. */
-#define COMMANDS_MORE
+#define COMMANDS_MORE {"promote", cmd_promote}, {"slo", cmd_slo}, {"drill", cmd_drill},
 
 #endif
