@@ -9,6 +9,8 @@
 #include <errno.h>
 #include <limits.h>
 #include <math.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -93,6 +95,93 @@ static void fmt_seconds(char *out, size_t outlen, double v)
     else if (v >= 0) snprintf(out, outlen, "%.2fs", v);
 }
 
+static volatile sig_atomic_t gate_cancel;
+
+static void gate_on_signal(int sig) { gate_cancel = sig; }
+
+/* Scenarios are handed to a few worker threads; each run has its own loops
+ * and ephemeral ports, so they do not meet. */
+struct gate_pool {
+    pthread_mutex_t mu;
+    const struct gate_opts *o;
+    struct gate_row *rows;
+    const char *out_root;
+    size_t next, done;
+};
+
+static void *gate_worker(void *arg)
+{
+    struct gate_pool *gp = arg;
+    const struct gate_opts *o = gp->o;
+
+    for (;;) {
+        struct run_opts ro;
+        struct gate_row *row;
+        char dir[PATH_MAX];
+        uint64_t t;
+        size_t i;
+
+        pthread_mutex_lock(&gp->mu);
+        i = gp->next++;
+        pthread_mutex_unlock(&gp->mu);
+        if (i >= o->nscenarios || gate_cancel) break;
+        row = &gp->rows[i];
+        memset(&ro, 0, sizeof ro);
+        ro.config_override = o->config;
+        snprintf(dir, sizeof dir, "%.*s/%s", (int)(sizeof dir - 80), gp->out_root, row->s->name);
+        ro.out_dir = dir;
+        ro.quiet = 1;
+        ro.cancel = &gate_cancel;
+        t = clock_mono_us();
+        row->ran = 1;
+        if (runner_run(row->s, &ro, &row->res, row->err, sizeof row->err) != 0)
+            snprintf(row->res.out_dir, sizeof row->res.out_dir, "%s", dir);
+        row->secs = (double)(clock_mono_us() - t) / 1e6;
+        pthread_mutex_lock(&gp->mu);
+        gp->done++;
+        if (!o->quiet)
+            fprintf(stderr, "[%zu/%zu] %-28s %s (%.0f s)%s%s\n", gp->done, o->nscenarios,
+                    row->s->name,
+                    row->res.have_metrics && row->res.exit_code == RUN_EXIT_PASS ? "pass" : "FAIL",
+                    row->secs, row->err[0] ? ": " : "", row->err);
+        pthread_mutex_unlock(&gp->mu);
+    }
+    return NULL;
+}
+
+/* Runs every scenario, o->jobs at a time; the exit code so far. */
+static int run_all(const struct gate_opts *o, struct gate_row *rows, const char *out_root)
+{
+    struct gate_pool gp;
+    pthread_t th[16];
+    struct sigaction sa, old_int, old_term;
+    size_t jobs = o->jobs > 0 ? (size_t)o->jobs : 4, i, started = 0;
+
+    if (jobs > 16) jobs = 16;
+    if (jobs > o->nscenarios) jobs = o->nscenarios;
+    memset(&gp, 0, sizeof gp);
+    pthread_mutex_init(&gp.mu, NULL);
+    gp.o = o;
+    gp.rows = rows;
+    gp.out_root = out_root;
+    gate_cancel = 0;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = gate_on_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, &old_int);
+    sigaction(SIGTERM, &sa, &old_term);
+    if (!o->quiet)
+        fprintf(stderr, "gate: %zu scenarios, %zu at a time\n", o->nscenarios, jobs);
+    for (i = 0; i < jobs; i++)
+        if (pthread_create(&th[started], NULL, gate_worker, &gp) == 0) started++;
+    if (started == 0) gate_worker(&gp);
+    for (i = 0; i < started; i++) pthread_join(th[i], NULL);
+    sigaction(SIGINT, &old_int, NULL);
+    sigaction(SIGTERM, &old_term, NULL);
+    pthread_mutex_destroy(&gp.mu);
+    return gate_cancel ? RUN_EXIT_INTERRUPTED : 0;
+}
+
 int gate_run(const struct gate_opts *o)
 {
     struct gate_row *rows = calloc(o->nscenarios ? o->nscenarios : 1, sizeof *rows);
@@ -133,39 +222,15 @@ int gate_run(const struct gate_opts *o)
         snprintf(out_root, sizeof out_root, "runs/gate-%s", stamp);
     }
 
-    code = 0;
-    for (i = 0; i < o->nscenarios; i++) {
-        struct run_opts ro;
-        char dir[PATH_MAX];
-        uint64_t t = clock_mono_us();
-        memset(&ro, 0, sizeof ro);
-        ro.config_override = o->config;
-        snprintf(dir, sizeof dir, "%.*s/%s", (int)(sizeof dir - 80), out_root, rows[i].s->name);
-        ro.out_dir = dir;
-        ro.quiet = o->quiet;
-        ro.progress_tty = o->progress_tty;
-        ro.color = o->color;
-        if (!o->quiet)
-            fprintf(stderr, "[%zu/%zu] %s\n", i + 1, o->nscenarios, rows[i].s->name);
-        rows[i].ran = 1;
-        if (runner_run(rows[i].s, &ro, &rows[i].res, rows[i].err, sizeof rows[i].err) != 0) {
-            fprintf(stderr, "%s: %s\n", rows[i].s->name, rows[i].err);
-            snprintf(rows[i].res.out_dir, sizeof rows[i].res.out_dir, "%s", dir);
-        }
-        rows[i].secs = (double)(clock_mono_us() - t) / 1e6;
-        if (rows[i].res.exit_code == RUN_EXIT_INTERRUPTED) {
-            code = RUN_EXIT_INTERRUPTED;
-            break;
-        }
-    }
-
+    code = run_all(o, rows, out_root);
     /* The table. */
     printf("\ngate: %s\n", o->config);
     printf("%-28s %-7s %9s %9s %9s %9s  %s\n", "scenario", "verdict", "TTF", "TTR", "p95", "SR",
            "why");
-    for (i = 0; i < o->nscenarios && rows[i].ran; i++) {
+    for (i = 0; i < o->nscenarios; i++) {
         const struct run_metrics *m = &rows[i].res.metrics;
         int pass = rows[i].res.have_metrics && rows[i].res.exit_code == RUN_EXIT_PASS;
+        if (!rows[i].ran) continue;
         char ttf[16] = "-", ttr[16] = "-", p95[16] = "-", sr[16] = "-";
         const char *on = "", *off = "";
         if (rows[i].res.have_metrics) {

@@ -12,6 +12,7 @@ struct gate_opts {
     const char *junit;            /* NULL: <out>/junit.xml */
     const char *out_dir;          /* NULL: runs/gate-<UTC time> */
     int quiet, progress_tty, color;
+    int jobs;                     /* scenarios run at once (0: up to 4) */
 };
 
 /* Runs every scenario against the config; prints the verdict table to

@@ -60,7 +60,7 @@ static const char usage_run[] =
     "            3 stopped by the scenario's stop_if rule, 130 interrupted.\n";
 
 static const char usage_gate[] =
-    "usage: slodrill gate CONFIG [SCENARIO...] [--junit FILE] [--out DIR] [--quiet]\n"
+    "usage: slodrill gate CONFIG [SCENARIO...] [--junit FILE] [--out DIR] [--jobs N] [--quiet]\n"
     "\n"
     "Runs the LiteLLM-style CONFIG, unchanged, in the built-in router through\n"
     "each scenario (default: every scenarios/gate/*.yaml), with provider URLs and\n"
@@ -70,6 +70,7 @@ static const char usage_gate[] =
     "\n"
     "  --junit FILE  where to write JUnit XML (default: <out>/junit.xml)\n"
     "  --out DIR     folder for the runs (default: runs/gate-<UTC time>)\n"
+    "  --jobs N      scenarios run at once, each on its own ports (default 4)\n"
     "  --quiet       no progress lines\n"
     "\n"
     "exit codes: 0 every scenario passed, 1 any failed, 2 bad input (nothing ran).\n";
@@ -201,6 +202,14 @@ int cmd_gate(int argc, char **argv)
             o.junit = argv[++a];
         } else if (strcmp(argv[a], "--out") == 0 && a + 1 < argc) {
             o.out_dir = argv[++a];
+        } else if (strcmp(argv[a], "--jobs") == 0 && a + 1 < argc) {
+            char *end;
+            long j = strtol(argv[++a], &end, 10);
+            if (*end != '\0' || j < 1 || j > 16) {
+                code = bad_usage(usage_gate, "--jobs takes 1 to 16, not '%s'", argv[a]);
+                goto out;
+            }
+            o.jobs = (int)j;
         } else if (strcmp(argv[a], "--quiet") == 0 || strcmp(argv[a], "-q") == 0) {
             o.quiet = 1;
         } else if (argv[a][0] == '-') {

@@ -270,6 +270,8 @@ static void on_progress(evutil_socket_t fd, short what, void *arg)
     progress_line(arg, 0);
 }
 
+static void on_signal(evutil_socket_t sig, short what, void *arg);
+
 static void on_stop_check(evutil_socket_t fd, short what, void *arg)
 {
     struct run *r = arg;
@@ -277,6 +279,10 @@ static void on_stop_check(evutil_socket_t fd, short what, void *arg)
     double now = (double)run_now(r) / 1e6;
     (void)fd;
     (void)what;
+    if (r->o->cancel && *r->o->cancel && !r->interrupted) {
+        on_signal((evutil_socket_t)*r->o->cancel, 0, r);
+        return;
+    }
     if (r->stopped || r->s->stop_sr_below < 0) return;
     loadgen_get_stats(r->lg, &st);
     if (st.rolling_sr >= 0 && st.rolling_sr < r->s->stop_sr_below) {
@@ -530,13 +536,16 @@ int runner_run(const struct scenario *s, const struct run_opts *o, struct run_re
         struct timeval sec = {1, 0}, half = {0, 250000};
         r.progress_ev = event_new(r.base, -1, EV_PERSIST, on_progress, &r);
         r.stop_ev = event_new(r.base, -1, EV_PERSIST, on_stop_check, &r);
-        r.sigint_ev = evsignal_new(r.base, SIGINT, on_signal, &r);
-        r.sigterm_ev = evsignal_new(r.base, SIGTERM, on_signal, &r);
-        if (!r.progress_ev || !r.stop_ev || !r.sigint_ev || !r.sigterm_ev) goto out;
+        if (!r.progress_ev || !r.stop_ev) goto out;
         event_add(r.progress_ev, &sec);
         event_add(r.stop_ev, &half);
-        event_add(r.sigint_ev, NULL);
-        event_add(r.sigterm_ev, NULL);
+        if (o->cancel == NULL) {
+            r.sigint_ev = evsignal_new(r.base, SIGINT, on_signal, &r);
+            r.sigterm_ev = evsignal_new(r.base, SIGTERM, on_signal, &r);
+            if (!r.sigint_ev || !r.sigterm_ev) goto out;
+            event_add(r.sigint_ev, NULL);
+            event_add(r.sigterm_ev, NULL);
+        }
     }
 
     if (loop_start(&fake_lt) != 0 || loop_start(&router_lt) != 0) {

@@ -11,6 +11,7 @@
 #define SLODRILL_RUNNER_H
 
 #include <limits.h>
+#include <signal.h>
 #include <stddef.h>
 #include <stdint.h>
 #include "common/compiler.h"
@@ -26,6 +27,10 @@ struct run_opts {
     int quiet;                   /* no progress line */
     int progress_tty;            /* 1: redraw one line; 0: a plain line every 5 s */
     int color;                   /* ANSI colours in the final summary */
+    /* NULL: the run handles SIGINT/SIGTERM itself. Otherwise the caller
+     * does (several runs at once cannot all own the signals) and sets
+     * *cancel to the signal number; the run then ends as interrupted. */
+    volatile sig_atomic_t *cancel;
 };
 
 /* Exit codes, as DESIGN.md and the README document them. */
