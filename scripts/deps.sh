@@ -19,11 +19,14 @@ declare -A pc_pkg=(
 )
 # command -> Debian package
 declare -A cmd_pkg=( [cc]=gcc [make]=make [pkg-config]=pkg-config )
+# Tools some tests drive; best effort: a test that lacks one says it skipped.
+declare -A opt_pkg=()
 if [ "$mode" = test ]; then
   pc_pkg[cmocka]=libcmocka-dev
   cmd_pkg[curl]=curl
   cmd_pkg[sqlite3]=sqlite3
   cmd_pkg[python3]=python3
+  opt_pkg=( [tmux]=tmux [node]=nodejs [npm]=npm [chromium]=chromium [promtool]=prometheus )
 fi
 
 missing=()
@@ -47,6 +50,24 @@ if [ ${#missing[@]} -gt 0 ]; then
     echo "deps: missing packages; run as root:" >&2
     echo "  apt-get install -y ${missing[*]}" >&2
     exit 1
+  fi
+fi
+
+optional=()
+for c in "${!opt_pkg[@]}"; do
+  command -v "$c" >/dev/null 2>&1 || optional+=("${opt_pkg[$c]}")
+done
+if [ ${#optional[@]} -gt 0 ]; then
+  mapfile -t optional < <(printf '%s\n' "${optional[@]}" | sort -u)
+  if [ "$(id -u)" = 0 ]; then
+    echo "deps: installing test tools ${optional[*]}" >&2
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get install -y -qq --no-install-recommends "${optional[@]}" >/dev/null 2>&1 ||
+      { apt-get update -qq >/dev/null 2>&1 &&
+        apt-get install -y -qq --no-install-recommends "${optional[@]}" >/dev/null 2>&1; } ||
+      echo "deps: could not install ${optional[*]}; the tests that need them will say so" >&2
+  else
+    echo "deps: optional test tools missing (as root: apt-get install -y ${optional[*]})" >&2
   fi
 fi
 exit 0
