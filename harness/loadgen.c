@@ -55,6 +55,14 @@ struct lg_payload {
     struct curl_slist *headers;
 };
 
+/* A stretch of the schedule: rate r0 at start_us going linearly to r1 at
+ * start_us + dur_us; cum0 requests are expected before it, n within it. */
+struct lg_seg {
+    int64_t start_us, dur_us;
+    double r0, r1;
+    double cum0, n;
+};
+
 /* One request; recycled through the free list with its easy handle. */
 struct lg_req {
     struct loadgen *lg;
@@ -95,10 +103,15 @@ struct loadgen {
     uint64_t t0;
     int64_t duration_us;
 
-    /* schedule */
+    /* schedule: the expected count grows through segments of constant or
+     * linearly changing rate; u is the count position of the next request */
+    struct lg_seg *segs;
+    size_t nsegs, seg_i;
+    double u;
+    int closed_left;             /* closed loop: idle workers */
+    int64_t closed_free_us;      /* closed loop: when the first idle worker became free */
     int64_t next_seq;
     int64_t next_intended_us;
-    double poisson_us;
     int sched_over;
     int stopped;
     int done_fired;
@@ -118,6 +131,9 @@ struct loadgen {
     char providers[LG_MAX_PROVIDERS][64];
     int nproviders;
 };
+
+static void lg_start_one(struct loadgen *lg, int64_t seq, int64_t intended);
+static void lg_arm(struct loadgen *lg);
 
 /* ---- small helpers ---- */
 
@@ -262,24 +278,91 @@ out:
 
 /* ---- schedule ---- */
 
+/* Builds the segments from opts: steps, a ramp, or one constant stretch. */
+static int lg_segs_build(struct loadgen *lg, const struct loadgen_opts *o)
+{
+    size_t i, n = o->nsteps > 0 ? o->nsteps : 1;
+    double t = 0, cum = 0;
+
+    lg->segs = calloc(n, sizeof *lg->segs);
+    if (!lg->segs) return -1;
+    for (i = 0; i < n; i++) {
+        struct lg_seg *g = &lg->segs[i];
+        double r0, r1, d;
+
+        if (o->nsteps > 0) {
+            r0 = o->steps[i].rate;
+            r1 = o->steps[i].ramp_to > 0 ? o->steps[i].ramp_to : r0;
+            d = o->steps[i].duration_s;
+        } else {
+            r0 = o->rate;
+            r1 = o->ramp_to > 0 ? o->ramp_to : r0;
+            d = o->duration_s;
+        }
+        g->start_us = (int64_t)llround(t * 1e6);
+        g->dur_us = (int64_t)llround(d * 1e6);
+        g->r0 = r0;
+        g->r1 = r1;
+        g->cum0 = cum;
+        g->n = (r0 + r1) / 2 * d;
+        cum += g->n;
+        t += d;
+    }
+    lg->nsegs = n;
+    return 0;
+}
+
+/* The run-clock time at which the expected count reaches u, or -1 when the
+ * schedule ends first. Within a segment the count is
+ * cum0 + r0 s + (r1 - r0) s^2 / (2 D); solved for s in the form that stays
+ * exact when r0 is 0 or r1 == r0. */
+static int64_t lg_sched_time(struct loadgen *lg, double u)
+{
+    while (lg->seg_i < lg->nsegs) {
+        const struct lg_seg *g = &lg->segs[lg->seg_i];
+        double du = u - g->cum0, d = (double)g->dur_us / 1e6, sec;
+
+        if (g->n > 0 && du < g->n) {
+            if (du <= 0) {
+                sec = 0;
+            } else if (g->r1 == g->r0) {
+                sec = du / g->r0;
+            } else {
+                double a = (g->r1 - g->r0) / (2 * d), disc = g->r0 * g->r0 + 4 * a * du;
+                sec = 2 * du / (g->r0 + sqrt(disc > 0 ? disc : 0));
+            }
+            if (sec > d) sec = d;
+            return g->start_us + (int64_t)llround(sec * 1e6);
+        }
+        lg->seg_i++;
+    }
+    return -1;
+}
+
 static void lg_sched_set(struct loadgen *lg, int64_t t)
 {
-    if (t >= lg->duration_us) lg->sched_over = 1;
+    if (t < 0 || t >= lg->duration_us) lg->sched_over = 1;
     else lg->next_intended_us = t;
 }
 
 static void lg_sched_advance(struct loadgen *lg)
 {
     lg->next_seq++;
-    if (lg->o.arrival == ARRIVAL_POISSON) {
-        lg->poisson_us += -log(lg_unit(&lg->rng_arrival)) / lg->o.rate * 1e6;
-        if (lg->poisson_us >= (double)lg->duration_us) lg->sched_over = 1;
-        else lg_sched_set(lg, (int64_t)llround(lg->poisson_us));
-    } else {
-        double t = (double)lg->next_seq * 1e6 / lg->o.rate;
-        if (t >= (double)lg->duration_us) lg->sched_over = 1;
-        else lg_sched_set(lg, (int64_t)llround(t));
-    }
+    if (lg->o.closed_workers > 0) return; /* workers start requests as they finish */
+    if (lg->o.arrival == ARRIVAL_POISSON) lg->u += -log(lg_unit(&lg->rng_arrival));
+    else lg->u = (double)lg->next_seq;
+    lg_sched_set(lg, lg_sched_time(lg, lg->u));
+}
+
+double loadgen_schedule_length_s(const struct loadgen_opts *opts)
+{
+    double t = 0;
+    size_t i;
+
+    if (!opts) return 0;
+    if (opts->nsteps == 0 || opts->closed_workers > 0) return opts->duration_s;
+    for (i = 0; i < opts->nsteps; i++) t += opts->steps[i].duration_s;
+    return t;
 }
 
 static size_t lg_pick_prompt(struct loadgen *lg)
@@ -535,6 +618,13 @@ static void lg_on_xfer_done(CURL *easy, CURLcode result, void *arg)
     lg_unlink(lg, q);
     lg_record(lg, &q->rec);
     lg_req_put(lg, q);
+    if (lg->o.closed_workers > 0 && !lg->stopped && !lg->sched_over) {
+        /* this worker goes again at once: from the timer, on the next loop
+         * turn, not from inside curl's callback */
+        if (lg->closed_left++ == 0) lg->closed_free_us = lg_now(lg);
+        lg->next_intended_us = lg_now(lg);
+        lg_arm(lg);
+    }
     lg_check_done(lg);
 }
 
@@ -828,7 +918,7 @@ static void lg_arm(struct loadgen *lg)
 
     if (lg->sched_over || lg->stopped) {
         if (lg->timer) event_del(lg->timer); /* a timerfd event would keep the loop busy */
-        return;
+            return;
     }
     if (lg->tfd >= 0) {
         uint64_t at = lg->t0 + (uint64_t)lg->next_intended_us; /* absolute, CLOCK_MONOTONIC */
@@ -869,6 +959,20 @@ static void lg_on_timer(evutil_socket_t fd, short what, void *arg)
         ssize_t n = read(lg->tfd, &expirations, sizeof expirations); /* clear it */
         UNUSED(n);
     }
+    if (lg->o.closed_workers > 0) { /* closed loop: start the idle workers, then wait */
+        int64_t now = lg_now(lg);
+
+        if (now >= lg->duration_us) lg->sched_over = 1;
+        while (!lg->sched_over && !lg->stopped && batch < LG_BATCH && lg->closed_left > 0) {
+            lg_start_one(lg, lg->next_seq++, lg->closed_free_us);
+            lg->closed_left--;
+            batch++;
+        }
+        lg->next_intended_us = lg->closed_left > 0 ? now : lg->duration_us;
+        lg_arm(lg);
+        lg_check_done(lg);
+        return;
+    }
     while (!lg->sched_over && !lg->stopped && batch < LG_BATCH &&
            lg->next_intended_us <= lg_now(lg)) {
         lg_start_one(lg, lg->next_seq, lg->next_intended_us);
@@ -879,28 +983,126 @@ static void lg_on_timer(evutil_socket_t fd, short what, void *arg)
     lg_check_done(lg);
 }
 
+/* ---- schedule checks ---- */
+
+static int lg_rate_ok(double r)
+{
+    return isfinite(r) && r >= 0 && r <= 1e6;
+}
+
+/* Checks the schedule options; *max_rate receives the highest rate reached. */
+static int lg_check_schedule(const struct loadgen_opts *o, double *max_rate, char *err,
+                             size_t errlen)
+{
+    double total = 0, len = 0;
+    size_t i;
+
+    *max_rate = 0;
+    if (o->closed_workers < 0 || o->closed_workers > 100000) {
+        snprintf(err, errlen, "closed-loop workers must be between 1 and 100000 (got %d)",
+                 o->closed_workers);
+        return -1;
+    }
+    if (o->closed_workers > 0 || o->nsteps == 0) {
+        if (!isfinite(o->duration_s) || o->duration_s < 0 || o->duration_s > 1e7) {
+            snprintf(err, errlen, "duration must be between 0 and 10000000 s (got %g)",
+                     o->duration_s);
+            return -1;
+        }
+    }
+    if (o->closed_workers > 0) {
+        *max_rate = o->closed_workers * 10.0; /* sizes the rolling window only */
+        return 0;
+    }
+    if (o->nsteps == 0) {
+        if (!lg_rate_ok(o->rate) || !lg_rate_ok(o->ramp_to) || o->rate > 1e6 ||
+            !(o->rate > 0 || o->ramp_to > 0)) {
+            snprintf(err, errlen, "rate must be above 0 and at most 1000000/s (got %g%s%g)",
+                     o->rate, o->ramp_to > 0 ? " ramping to " : "", o->ramp_to > 0 ? o->ramp_to : 0.0);
+            return -1;
+        }
+        *max_rate = o->rate > o->ramp_to ? o->rate : o->ramp_to;
+        return 0;
+    }
+    if (!o->steps || o->nsteps > 10000) {
+        snprintf(err, errlen, "a stepped schedule has 1 to 10000 steps (got %zu)", o->nsteps);
+        return -1;
+    }
+    for (i = 0; i < o->nsteps; i++) {
+        const struct loadgen_step *st = &o->steps[i];
+
+        if (!lg_rate_ok(st->rate) || !lg_rate_ok(st->ramp_to)) {
+            snprintf(err, errlen, "step %zu: rates must be between 0 and 1000000/s", i + 1);
+            return -1;
+        }
+        if (!isfinite(st->duration_s) || !(st->duration_s > 0) || st->duration_s > 1e7) {
+            snprintf(err, errlen, "step %zu: duration must be above 0 s (got %g)", i + 1,
+                     st->duration_s);
+            return -1;
+        }
+        total += (st->rate + (st->ramp_to > 0 ? st->ramp_to : st->rate)) / 2 * st->duration_s;
+        len += st->duration_s;
+        if (st->rate > *max_rate) *max_rate = st->rate;
+        if (st->ramp_to > *max_rate) *max_rate = st->ramp_to;
+    }
+    if (!(total > 0) || len > 1e7) {
+        snprintf(err, errlen, "the steps must send something and last at most 10000000 s");
+        return -1;
+    }
+    return 0;
+}
+
+/* Writes the schedule to the run DB as a "load" event at run-clock 0, so
+ * reports say what the load was (and warn about a closed loop). */
+static void lg_describe(struct loadgen *lg, const struct loadgen_opts *o)
+{
+    struct buf b;
+    const char *arr = o->arrival == ARRIVAL_POISSON ? "poisson" : "constant";
+    size_t i;
+
+    buf_init(&b, 500);
+    if (o->closed_workers > 0) {
+        (void)!buf_printf(&b, "closed loop: %d workers for %g s", o->closed_workers,
+                          o->duration_s);
+    } else if (o->nsteps > 0) {
+        (void)!buf_printf(&b, "%s arrivals, %zu steps:", arr, o->nsteps);
+        for (i = 0; i < o->nsteps && !buf_failed(&b); i++) {
+            if (o->steps[i].ramp_to > 0)
+                (void)!buf_printf(&b, " %g->%g/s for %g s", o->steps[i].rate,
+                                  o->steps[i].ramp_to, o->steps[i].duration_s);
+            else
+                (void)!buf_printf(&b, " %g/s for %g s", o->steps[i].rate,
+                                  o->steps[i].duration_s);
+            if (i + 1 < o->nsteps) (void)!buf_puts(&b, ",");
+        }
+    } else if (o->ramp_to > 0) {
+        (void)!buf_printf(&b, "%s arrivals ramping %g/s -> %g/s over %g s", arr, o->rate,
+                          o->ramp_to, o->duration_s);
+    } else {
+        (void)!buf_printf(&b, "%s arrivals at %g/s for %g s", arr, o->rate, o->duration_s);
+    }
+    if (buf_failed(&b)) (void)!buf_puts(&b, " ...");
+    if (rundb_event(o->db, 0, "load", o->closed_workers > 0 ? "closed" : "open",
+                    b.data ? b.data : "") != 0)
+        log_warn(LG_TAG, "run DB refused the load event");
+    buf_cleanup(&b);
+    UNUSED(lg);
+}
+
 /* ---- public ---- */
 
 struct loadgen *loadgen_new(struct event_base *base, const struct loadgen_opts *opts,
                             void (*on_done)(void *arg), void *arg, char *err, size_t errlen)
 {
     struct loadgen *lg = NULL, *ret = NULL;
-    double sum = 0, ring;
+    double sum = 0, ring, max_rate = 0;
     size_t i;
 
     if (!base || !opts || !opts->url || !opts->url[0] || !opts->model || !opts->model[0]) {
         snprintf(err, errlen, "load generator needs an event loop, a URL and a model");
         goto out;
     }
-    if (!(opts->rate > 0) || !isfinite(opts->rate) || opts->rate > 1e6) {
-        snprintf(err, errlen, "rate must be above 0 and at most 1000000/s (got %g)", opts->rate);
-        goto out;
-    }
-    if (!isfinite(opts->duration_s) || opts->duration_s < 0 || opts->duration_s > 1e7) {
-        snprintf(err, errlen, "duration must be between 0 and 10000000 s (got %g)",
-                 opts->duration_s);
-        goto out;
-    }
+    if (lg_check_schedule(opts, &max_rate, err, errlen) != 0) goto out;
     if (!opts->prompts || opts->prompts->n == 0) {
         snprintf(err, errlen, "load generator needs at least one prompt");
         goto out;
@@ -926,10 +1128,14 @@ struct loadgen *loadgen_new(struct event_base *base, const struct loadgen_opts *
     if (lg->o.timeout_s < 0.001) lg->o.timeout_s = 0.001; /* curl: 0 ms = no timeout */
     if (lg->o.timeout_s > 86400) lg->o.timeout_s = 86400;
     if (lg->o.max_inflight <= 0) lg->o.max_inflight = 10000;
+    if (lg->o.max_inflight < lg->o.closed_workers) lg->o.max_inflight = lg->o.closed_workers;
+    lg->o.steps = NULL; /* copied into the segments below */
     lg->on_done = on_done;
     lg->arg = arg;
     lg->t0 = opts->t0_mono_us ? opts->t0_mono_us : clock_mono_us();
-    lg->duration_us = (int64_t)llround(opts->duration_s * 1e6);
+    lg->duration_us = (int64_t)llround(loadgen_schedule_length_s(opts) * 1e6);
+    if (lg_segs_build(lg, opts) != 0) goto oom;
+    lg->closed_left = opts->closed_workers;
     lg->rng_arrival = opts->seed ^ 0x6172726976616cULL;  /* independent streams */
     lg->rng_prompt = opts->seed ^ 0x70726f6d707473ULL;
     lg->nprompts = opts->prompts->n;
@@ -944,7 +1150,7 @@ struct loadgen *loadgen_new(struct event_base *base, const struct loadgen_opts *
         if (lg_payload_build(lg, &opts->prompts->v[i], &lg->payloads[i], err, errlen) != 0)
             goto out;
     }
-    ring = opts->rate * (LG_WINDOW_US / 1e6) * 2 + 256;
+    ring = max_rate * (LG_WINDOW_US / 1e6) * 2 + 256;
     lg->ring_cap = ring < 1024 ? 1024 : ring > (double)(1 << 20) ? (size_t)1 << 20 : (size_t)ring;
     lg->ring = calloc(lg->ring_cap, sizeof *lg->ring);
     lg->cv = curlev_new(base);
@@ -955,11 +1161,14 @@ struct loadgen *loadgen_new(struct event_base *base, const struct loadgen_opts *
     } else {
         lg->timer = evtimer_new(base, lg_on_timer, lg);
     }
+
     lg->done_ev = event_new(base, -1, 0, lg_on_done_event, lg);
     if (!lg->ring || !lg->cv || !lg->timer || !lg->done_ev) goto oom;
 
     lg->next_seq = 0;
-    lg_sched_set(lg, 0); /* the first request is run-clock 0 */
+    if (opts->closed_workers > 0) lg->next_intended_us = 0;
+    else lg_sched_set(lg, lg_sched_time(lg, 0)); /* request 0: where the rate starts */
+    if (opts->db) lg_describe(lg, opts);
     lg_arm(lg);
     lg_check_done(lg);
     ret = lg;
@@ -1078,6 +1287,7 @@ void loadgen_free(struct loadgen *lg)
         }
     }
     free(lg->payloads);
+    free(lg->segs);
     free(lg->cum_weight);
     free(lg->ring);
     free(lg);

@@ -1,7 +1,7 @@
 /* loadgen.h -- open-loop load generator: libcurl multi_socket on libevent.
  *
  * DESIGN: requests follow a schedule fixed in advance (constant or Poisson
- * arrivals at a rate); each one's latency is measured from its intended
+ * arrivals at a rate that is constant, ramps, or steps); each one's latency is measured from its intended
  * start, so a stalled generator or a slow system cannot hide. A request that
  * cannot start because max_inflight requests are running is counted as
  * dropped and recorded, never queued. Each finished request becomes one
@@ -78,6 +78,15 @@ void prompt_set_free(struct prompt_set *ps);
 
 struct loadgen_header { const char *name, *value; };
 
+/* One piece of a stepped schedule: rate for duration_s, or, when ramp_to > 0,
+ * a rate going linearly from rate to ramp_to over duration_s. rate may be 0
+ * (a pause, or a ramp up from nothing). */
+struct loadgen_step {
+    double rate;
+    double ramp_to;
+    double duration_s;
+};
+
 struct loadgen_opts {
     const char *url;            /* full URL, ".../v1/chat/completions"; borrowed */
     const char *api_key;        /* Bearer token, may be NULL; borrowed */
@@ -95,7 +104,29 @@ struct loadgen_opts {
     const char *served_by_header; /* extra header naming who served (NULL = ours) */
     struct rundb *db;           /* borrowed; records go here */
     uint64_t t0_mono_us;        /* run clock zero (clock_mono_us()); schedule starts here */
+
+    /* Schedule shapes; all zero = the constant rate above for duration_s.
+     * ramp_to > 0: the rate goes linearly from rate to ramp_to over
+     * duration_s. nsteps > 0: the schedule is steps[] in order (rate,
+     * ramp_to and duration_s above are ignored; the length is the sum of the
+     * steps); copied. Arrivals follow `arrival` within any shape: constant
+     * places request k where the expected count reaches k, Poisson draws a
+     * non-homogeneous Poisson process with that rate. */
+    double ramp_to;
+    const struct loadgen_step *steps;
+    size_t nsteps;
+    /* > 0: closed loop instead of a schedule, for capacity probes only: this
+     * many workers, each sending its next request as soon as the previous
+     * one ends, until duration_s has passed. A request's intended start is
+     * then when its worker became free, so a slow system slows the load and
+     * hides its own latency (coordinated omission): never gate an SLO on a
+     * closed-loop run. rate, ramp_to and steps are ignored. */
+    int closed_workers;
 };
+
+/* The schedule's length in seconds for opts (the sum of the steps, or
+ * duration_s). */
+double loadgen_schedule_length_s(const struct loadgen_opts *opts);
 
 /* Live figures for the progress line. Thread: the loop's.
  * scheduled: requests whose intended time has come; started: handed to curl;

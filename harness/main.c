@@ -37,6 +37,8 @@ static const char usage_main[] =
     "  slo SLO_FILE       write the SLO one-pager and the SOW clause\n"
     "  drill --target URL --key-env VAR --model ALIAS\n"
     "                     the guided Friday failover drill\n"
+    "  alerts SLO_OR_SCENARIO [--from-run RUN_DB]\n"
+    "                     Prometheus alerting rules for the SLO (and a promtool test)\n"
     "  version            print the version\n"
     "\n"
     "exit codes: 0 every check held; 1 an SLO or expectation failed;\n"

@@ -626,6 +626,49 @@ static void write_slo_table(FILE *f, const struct ctx *c)
                "fault the failover and recovery checks speak.\n\n");
 }
 
+/* How the load generator kept its schedule, per phase, and the schedule
+ * itself from the generator's "load" events. */
+static void write_loadgen(FILE *f, const struct ctx *c)
+{
+    const struct run_data *d = c->d;
+    size_t i, nload = 0;
+    int ph, closed = 0;
+
+    fprintf(f, "## Load generator\n\n");
+    for (i = 0; i < d->nev; i++) {
+        if (strcmp(d->ev[i].kind, "load") != 0)
+            continue;
+        if (strcmp(d->ev[i].subject, "closed") == 0)
+            closed = 1;
+        if (nload++ < 20) {
+            fprintf(f, "- %.1f s: ", (double)d->ev[i].t_us / 1e6);
+            md_cell(f, d->ev[i].detail);
+            fputc('\n', f);
+        }
+    }
+    if (nload > 0)
+        fputc('\n', f);
+    if (closed)
+        fprintf(f, "> **Closed loop.** Each worker sent its next request when the previous "
+                   "one ended, so a slow system slowed the load down: latency here is from "
+                   "each send, and this run measures capacity, not an SLO.\n\n");
+    fprintf(f, "| phase | requests | late (sent > %d ms after intended) | dropped (never "
+               "sent) | start gap p99 |\n|---|---:|---:|---:|---:|\n",
+            SLO_LATE_US / 1000);
+    for (ph = 0; ph < 4; ph++) {
+        const struct slo_figures *g = phase_fig(c->m, ph);
+        char gap[32] = "—";
+
+        if (g->start_gap_p99_s >= 0)
+            snprintf(gap, sizeof gap, "%.3f ms", g->start_gap_p99_s * 1e3);
+        fprintf(f, "| %s | %zu | %zu | %zu | %s |\n", phase_names[ph], g->total, g->late,
+                g->dropped, gap);
+    }
+    fprintf(f, "\nA late or dropped request still counts from its intended start (dropped "
+               "ones as failures): the generator cannot hide its own stalls. Many late "
+               "requests mean the machine running slodrill was the bottleneck.\n\n");
+}
+
 static void write_checks(FILE *f, const struct ctx *c)
 {
     size_t i;
@@ -798,6 +841,7 @@ static int write_closeout(FILE *f, const struct ctx *c)
         fputc('\n', f);
     }
 
+    write_loadgen(f, c);
     write_checks(f, c);
     write_budget(f, c);
 
@@ -891,6 +935,10 @@ static cJSON *json_figures(const struct slo_figures *g, double from, double to, 
     put(o, "p95_cost_usd", g->p95_cost_usd >= 0 ? cJSON_CreateNumber(g->p95_cost_usd)
                                                 : cJSON_CreateNull(), bad);
     put(o, "cost_reported", cJSON_CreateNumber((double)g->cost_reported), bad);
+    put(o, "late", cJSON_CreateNumber((double)g->late), bad);
+    put(o, "dropped", cJSON_CreateNumber((double)g->dropped), bad);
+    put(o, "start_gap_p99_s", g->start_gap_p99_s >= 0 ? cJSON_CreateNumber(g->start_gap_p99_s)
+                                                      : cJSON_CreateNull(), bad);
     return o;
 }
 
@@ -1122,7 +1170,7 @@ static int mkdir_p(const char *dir, char *err, size_t errlen)
     return 0;
 }
 
-enum kind { K_CLOSEOUT, K_JUNIT };
+enum kind { K_CLOSEOUT, K_JUNIT, K_HTML };
 
 /* Writes dir/name through dir/name.tmp and a rename. */
 static int write_file(const char *dir, const char *name, const struct ctx *c, enum kind k,
@@ -1146,6 +1194,8 @@ static int write_file(const char *dir, const char *name, const struct ctx *c, en
         r = fputs(text, f) < 0 || fputc('\n', f) == EOF ? -1 : 0;
     else if (k == K_CLOSEOUT)
         r = write_closeout(f, c);
+    else if (k == K_HTML)
+        r = report_html_write(f, c->d, c->m, c->slo, c->name, c->description, c->summary);
     else
         r = write_junit(f, c);
     if (fclose(f) != 0)
@@ -1226,6 +1276,7 @@ int report_write_all(const char *db_path, const char *out_dir, struct run_metric
         goto out;
     }
     if (write_file(out_dir, "closeout.md", &c, K_CLOSEOUT, NULL, err, errlen) != 0 ||
+        write_file(out_dir, "report.html", &c, K_HTML, NULL, err, errlen) != 0 ||
         write_file(out_dir, "report.json", &c, K_CLOSEOUT, json, err, errlen) != 0 ||
         write_file(out_dir, "junit.xml", &c, K_JUNIT, NULL, err, errlen) != 0)
         goto out;

@@ -37,7 +37,16 @@ int report_write_junit_suite(FILE *f, const char *suite, const struct run_metric
  * too small (out then holds the part that fit). */
 int report_xml_escape(const char *in, char *out, size_t outlen) WUR;
 
-/* Writes closeout.md, report.json and junit.xml into out_dir (created if
+/* Writes report.html to f: summary figures, four inline-SVG charts (ids
+ * chart-success, chart-p95, chart-providers, chart-latency-hist), the phase
+ * and checks tables and the events, one self-contained page (no script, no
+ * external resource). All pointers borrowed; description may be "". 0, or -1
+ * out of memory or on a write error. */
+int report_html_write(FILE *f, const struct run_data *d, const struct run_metrics *m,
+                      const struct slo_targets *slo, const char *title, const char *description,
+                      const char *summary) WUR;
+
+/* Writes closeout.md, report.html, report.json and junit.xml into out_dir (created if
  * missing) from the DB at db_path. When metrics_out is not NULL it receives
  * the computed metrics (caller frees with slo_metrics_free). 0, or -1 with err. */
 int report_write_all(const char *db_path, const char *out_dir, struct run_metrics *metrics_out,

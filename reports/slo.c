@@ -224,17 +224,19 @@ int slo_figures_compute(const struct run_data *d, int64_t from_us, int64_t to_us
 static int figures(const struct run_data *d, const struct span *sp, double p95_target_s,
                    struct slo_figures *out)
 {
-    double *lat = NULL, *cost = NULL, cost_sum = 0;
-    size_t i, n = 0, nc = 0, lo, hi;
+    double *lat = NULL, *cost = NULL, *gap = NULL, cost_sum = 0;
+    size_t i, n = 0, nc = 0, ng = 0, lo, hi;
     int rc = -1;
 
     memset(out, 0, sizeof *out);
     out->success_rate = out->p50_s = out->p95_s = out->p99_s = -1;
     out->p95_lo_s = out->p95_hi_s = NAN;
     out->avg_cost_usd = out->p95_cost_usd = -1;
+    out->start_gap_p99_s = -1;
     lat = malloc((d->nreq ? d->nreq : 1) * sizeof *lat);
     cost = malloc((d->nreq ? d->nreq : 1) * sizeof *cost);
-    if (lat == NULL || cost == NULL)
+    gap = malloc((d->nreq ? d->nreq : 1) * sizeof *gap);
+    if (lat == NULL || cost == NULL || gap == NULL)
         goto out;
     for (i = 0; i < d->nreq; i++) {
         const struct req_record *r = &d->req[i];
@@ -265,6 +267,18 @@ static int figures(const struct run_data *d, const struct span *sp, double p95_t
         }
         if (r->cost_usd >= 0)
             out->cost_reported++;
+        if (r->started_us < 0) {
+            out->dropped++;
+        } else {
+            int64_t g = r->started_us - r->intended_us;
+            gap[ng++] = (double)g / 1e6;
+            if (g > SLO_LATE_US)
+                out->late++;
+        }
+    }
+    if (ng > 0) {
+        qsort(gap, ng, sizeof *gap, cmp_double);
+        out->start_gap_p99_s = slo_quantile_sorted(gap, ng, 0.99);
     }
     if (n > 0) {
         qsort(lat, n, sizeof *lat, cmp_double);
@@ -294,6 +308,7 @@ static int figures(const struct run_data *d, const struct span *sp, double p95_t
 out:
     free(lat);
     free(cost);
+    free(gap);
     return rc;
 }
 

@@ -58,7 +58,18 @@ struct slo_figures {
     size_t over_target;           /* requests slower than the p95 target (failures count) */
     size_t over_allowed;          /* the most that may exceed for "p95 <= T at 95%" */
     int gate_possible;            /* total >= slo_min_samples(0.95, 0.95) */
+    /* The load generator's honesty (docs/measurement.md, "Late and dropped"):
+     * late: sent more than SLO_LATE_US after their intended start; dropped:
+     * never sent (started_us < 0: max_inflight reached, or could not start).
+     * start_gap_p99_s: nearest-rank p99 of started - intended over the sent
+     * requests (-1 when none was sent). */
+    size_t late, dropped;
+    double start_gap_p99_s;
 };
+
+/* A request sent later than this after its intended start counts as late
+ * (the load generator's own threshold). */
+#define SLO_LATE_US 1000
 
 /* Computes figures over requests whose intended start lies in [from_us, to_us).
  * p95_target_s < 0 leaves over_target/over_allowed 0. -1 out of memory. */

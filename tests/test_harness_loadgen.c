@@ -372,6 +372,13 @@ static struct run_data *run_load(struct srv *s, const struct loadgen_opts *o, st
     guard = evtimer_new(r->base, run_on_guard, r);
     evtimer_add(guard, &gtv);
     event_base_dispatch(r->base);
+    if (!r->done) { /* say where it stuck before failing */
+        struct loadgen_stats st;
+        loadgen_get_stats(r->lg, &st);
+        fprintf(stderr, "guard fired: scheduled %lu started %lu done %lu inflight %lu\n",
+                (unsigned long)st.scheduled, (unsigned long)st.started, (unsigned long)st.done,
+                (unsigned long)st.inflight);
+    }
     assert_true(r->done); /* else the 10 s guard fired */
     loadgen_free(r->lg);
     r->lg = NULL;
@@ -888,6 +895,201 @@ static void test_prompts(void **state)
     assert_non_null(strstr(err, "cannot open"));
 }
 
+/* The "load" event the generator leaves at run-clock 0. */
+static const struct run_event *load_event(const struct run_data *d)
+{
+    size_t i;
+
+    for (i = 0; i < d->nev; i++)
+        if (strcmp(d->ev[i].kind, "load") == 0) return &d->ev[i];
+    return NULL;
+}
+
+/* Constant arrivals ramping 20/s -> 100/s over 1 s: 60 requests, request k
+ * where the expected count 20 t + 40 t^2 reaches k. */
+static void test_ramp_schedule(void **state)
+{
+    struct srv *s = srv_start();
+    struct loadgen_header hdrs[] = {{"x-test-mode", "json"}};
+    struct loadgen_opts o;
+    struct run r;
+    struct run_data *d;
+    const struct run_event *ev;
+    size_t i;
+
+    (void)state;
+    memset(&o, 0, sizeof o);
+    memset(&r, 0, sizeof r);
+    o.rate = 20;
+    o.ramp_to = 100;
+    o.duration_s = 1;
+    o.headers = hdrs;
+    o.nheaders = 1;
+    assert_float_equal(loadgen_schedule_length_s(&o), 1.0, 1e-12);
+    d = run_load(s, &o, &r);
+    assert_int_equal(d->nreq, 60);
+    for (i = 0; i < d->nreq; i++) {
+        double k = (double)i, t = (-20 + sqrt(400 + 160 * k)) / 80; /* 40 t^2 + 20 t = k */
+        assert_int_equal(d->req[i].seq, (int64_t)i);
+        assert_true(llabs(d->req[i].intended_us - (int64_t)llround(t * 1e6)) <= 1);
+        assert_int_equal(d->req[i].outcome, OUTCOME_OK);
+    }
+    /* gaps shrink as the rate grows: 50 ms at the start, about 10 ms at the end */
+    assert_true(d->req[1].intended_us - d->req[0].intended_us > 40000);
+    assert_true(d->req[59].intended_us - d->req[58].intended_us < 11000);
+    ev = load_event(d);
+    assert_non_null(ev);
+    assert_int_equal(ev->t_us, 0);
+    assert_string_equal(ev->subject, "open");
+    assert_string_equal(ev->detail, "constant arrivals ramping 20/s -> 100/s over 1 s");
+    rundb_data_free(d);
+    srv_stop(s);
+}
+
+/* Steps: 50/s for 0.4 s, a 0.2 s pause, then 0 -> 100/s over 0.4 s (20
+ * requests each side of the pause); then the same steps with Poisson
+ * arrivals, whose count is random but whose pause holds. */
+static void test_steps_schedule(void **state)
+{
+    struct srv *s = srv_start();
+    struct loadgen_header hdrs[] = {{"x-test-mode", "json"}};
+    struct loadgen_step steps[] = {{50, 0, 0.4}, {0, 0, 0.2}, {0, 100, 0.4}};
+    struct loadgen_opts o;
+    struct run r;
+    struct run_data *d;
+    size_t i, first_half = 0;
+    int pass;
+
+    (void)state;
+    for (pass = 0; pass < 2; pass++) {
+        memset(&o, 0, sizeof o);
+        memset(&r, 0, sizeof r);
+        o.steps = steps;
+        o.nsteps = 3;
+        o.rate = 999;       /* ignored with steps */
+        o.duration_s = 60;  /* ignored with steps */
+        o.arrival = pass ? ARRIVAL_POISSON : ARRIVAL_CONSTANT;
+        o.seed = 3;
+        o.headers = hdrs;
+        o.nheaders = 1;
+        assert_float_equal(loadgen_schedule_length_s(&o), 1.0, 1e-12);
+        d = run_load(s, &o, &r);
+        for (i = 0; i < d->nreq; i++) {
+            int64_t t = d->req[i].intended_us;
+            assert_true(t < 400000 || (t >= 600000 && t < 1000000)); /* nothing in the pause */
+            if (i > 0) assert_true(t >= d->req[i - 1].intended_us);
+        }
+        if (pass == 0) {
+            assert_int_equal(d->nreq, 40);
+            for (i = 0; i < 20; i++) assert_int_equal(d->req[i].intended_us, (int64_t)i * 20000);
+            assert_int_equal(d->req[20].intended_us, 600000); /* the ramp starts at zero */
+            /* 0 -> 100/s over 0.4 s: count 125 s^2, so request 20 + j at sqrt(j / 125) */
+            assert_true(llabs(d->req[25].intended_us - (600000 + (int64_t)llround(sqrt(5.0 / 125) * 1e6))) <= 1);
+            assert_string_equal(load_event(d)->detail,
+                                "constant arrivals, 3 steps: 50/s for 0.4 s, 0/s for 0.2 s, "
+                                "0->100/s for 0.4 s");
+        } else {
+            assert_true(d->nreq >= 22 && d->nreq <= 60); /* 40 expected */
+            for (i = 0; i < d->nreq; i++) first_half += d->req[i].intended_us < 400000;
+            assert_true(first_half >= 7 && first_half <= 35);
+            assert_non_null(strstr(load_event(d)->detail, "poisson arrivals, 3 steps"));
+        }
+        rundb_data_free(d);
+    }
+    srv_stop(s);
+}
+
+/* Closed loop: 4 workers for 0.5 s against answers that come at once. Never
+ * more than 4 requests in flight; each starts when its worker is free. */
+static void test_closed_loop(void **state)
+{
+    struct srv *s = srv_start();
+    struct loadgen_header hdrs[] = {{"x-test-mode", "json"}};
+    struct loadgen_opts o;
+    struct run r;
+    struct run_data *d;
+    int64_t *starts, *ends;
+    size_t i, j, maxc = 0, cur = 0;
+
+    (void)state;
+    memset(&o, 0, sizeof o);
+    memset(&r, 0, sizeof r);
+    o.closed_workers = 4;
+    o.duration_s = 0.5;
+    o.headers = hdrs;
+    o.nheaders = 1;
+    d = run_load(s, &o, &r);
+    assert_true(d->nreq >= 20); /* a loopback answer takes well under 100 ms */
+    assert_int_equal(r.st.dropped, 0);
+    starts = malloc(d->nreq * sizeof *starts);
+    ends = malloc(d->nreq * sizeof *ends);
+    for (i = 0; i < d->nreq; i++) {
+        assert_int_equal(d->req[i].outcome, OUTCOME_OK);
+        assert_true(d->req[i].intended_us < 500000);
+        assert_true(d->req[i].started_us - d->req[i].intended_us < 100000);
+        starts[i] = d->req[i].started_us;
+        ends[i] = d->req[i].end_us;
+    }
+    for (i = 0; i < 4; i++) assert_int_equal(d->req[i].intended_us, 0);
+    qsort(starts, d->nreq, sizeof *starts, cmp_i64);
+    qsort(ends, d->nreq, sizeof *ends, cmp_i64);
+    for (i = 0, j = 0; i < d->nreq;) { /* sweep: an end at the same time as a start goes first */
+        if (j < d->nreq && ends[j] <= starts[i]) {
+            cur--;
+            j++;
+        } else {
+            cur++;
+            i++;
+            if (cur > maxc) maxc = cur;
+        }
+    }
+    assert_true(maxc <= 4);
+    assert_true(maxc >= 2);
+    assert_string_equal(load_event(d)->subject, "closed");
+    assert_string_equal(load_event(d)->detail, "closed loop: 4 workers for 0.5 s");
+    free(starts);
+    free(ends);
+    rundb_data_free(d);
+    srv_stop(s);
+}
+
+static void test_bad_schedules(void **state)
+{
+    struct event_base *base = event_base_new();
+    struct prompt_set ps;
+    struct loadgen_opts o;
+    struct loadgen_step zero_len[] = {{10, 0, 1}, {10, 0, 0}};
+    struct loadgen_step silent[] = {{0, 0, 1}};
+    char err[256];
+
+    (void)state;
+    assert_int_equal(prompt_set_builtin(&ps), 0);
+    memset(&o, 0, sizeof o);
+    o.url = "http://127.0.0.1:1/v1/chat/completions";
+    o.model = "m";
+    o.prompts = &ps;
+    o.duration_s = 1;
+    o.steps = zero_len;
+    o.nsteps = 2;
+    assert_null(loadgen_new(base, &o, NULL, NULL, err, sizeof err));
+    assert_non_null(strstr(err, "step 2: duration must be above 0 s"));
+    o.steps = silent;
+    o.nsteps = 1;
+    assert_null(loadgen_new(base, &o, NULL, NULL, err, sizeof err));
+    assert_non_null(strstr(err, "must send something"));
+    o.nsteps = 0;
+    o.rate = 0;
+    o.ramp_to = -5;
+    assert_null(loadgen_new(base, &o, NULL, NULL, err, sizeof err));
+    assert_non_null(strstr(err, "rate"));
+    o.ramp_to = 0;
+    o.closed_workers = -1;
+    assert_null(loadgen_new(base, &o, NULL, NULL, err, sizeof err));
+    assert_non_null(strstr(err, "closed-loop workers"));
+    prompt_set_free(&ps);
+    event_base_free(base);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -899,6 +1101,10 @@ int main(void)
         cmocka_unit_test(test_dropped_and_stop),
         cmocka_unit_test(test_client_timeout),
         cmocka_unit_test(test_poisson_schedule),
+        cmocka_unit_test(test_ramp_schedule),
+        cmocka_unit_test(test_steps_schedule),
+        cmocka_unit_test(test_closed_loop),
+        cmocka_unit_test(test_bad_schedules),
     };
     int rc;
 

@@ -53,6 +53,7 @@ static int teardown(void **state)
 
     rm_file(t->out, "closeout.md");
     rm_file(t->out, "report.json");
+    rm_file(t->out, "report.html");
     rm_file(t->out, "junit.xml");
     (void)rmdir(t->out);
     snprintf(p, sizeof p, "%s/out", t->dir);
