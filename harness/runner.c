@@ -489,6 +489,10 @@ int runner_run(const struct scenario *s, const struct run_opts *o, struct run_re
         lo.api_key = key;
         lo.model = s->model;
         lo.rate = s->rate;
+        lo.ramp_to = s->ramp_to;
+        lo.steps = s->steps_load;
+        lo.nsteps = s->nsteps_load;
+        lo.closed_workers = s->workers;
         lo.arrival = s->arrival;
         lo.duration_s = s->duration_s;
         lo.stream = s->stream;

@@ -23,9 +23,12 @@ static const char *const top_keys[] = {"name", "description", "seed", "slo", "pr
 static const char *const slo_keys[] = {"success_rate", "p95_latency_s", "avg_cost_usd",
                                        "window_days", "monthly_requests", NULL};
 static const char *const router_keys[] = {"config", "env", "target", "served_by_header", NULL};
-static const char *const traffic_keys[] = {"model", "rate", "arrival", "duration", "stream",
-                                           "prompts", "headers", "max_tokens", "timeout",
-                                           "max_inflight", "key", NULL};
+static const char *const traffic_keys[] = {"model", "rate", "ramp_to", "steps", "workers",
+                                           "arrival", "duration", "stream", "prompts",
+                                           "headers", "max_tokens", "timeout", "max_inflight",
+                                           "key", NULL};
+static const char *const step_load_keys[] = {"rate", "ramp_to", "duration", NULL};
+#define SCN_MAX_LOAD_STEPS 64
 static const char *const step_keys[] = {"at", "inject", "clear", "provider", "status",
                                         "probability", "key", "duration", "ms", "after_events",
                                         "retry_after", "mode", NULL};
@@ -51,6 +54,7 @@ void scenario_free(struct scenario *s)
     free(s->target);
     free(s->served_by_header);
     free(s->model);
+    free(s->steps_load);
     free(s->prompts_file);
     free(s->api_key);
     for (i = 0; i < s->nheaders; i++) {
@@ -238,6 +242,86 @@ static int load_router(struct scenario *s, const struct ynode *n, char *err, siz
     return 0;
 }
 
+/* A rate that may be 0 (a pause in a stepped schedule). */
+static int rate_or_zero(const struct ynode *v, double *out, char *err, size_t errlen)
+{
+    if (v->type == YNODE_SCALAR && strcmp(v->scalar, "0") == 0) return *out = 0, 0;
+    if (yamlx_rate(v, out, err, errlen) != 0) return -1;
+    if (*out > SCN_MAX_RATE)
+        return yamlx_error(err, errlen, v, "rate must be at most %g/s", SCN_MAX_RATE);
+    return 0;
+}
+
+/* The schedule: rate (optionally ramp_to) for duration; or steps:; or
+ * workers: for a closed loop. */
+static int load_shape(struct scenario *s, const struct ynode *n, char *err, size_t errlen)
+{
+    const struct ynode *v, *steps = yamlx_get(n, "steps"), *workers = yamlx_get(n, "workers");
+    size_t i;
+
+    if (steps != NULL) {
+        if (yamlx_get(n, "rate") || yamlx_get(n, "ramp_to") || yamlx_get(n, "duration") || workers)
+            return yamlx_error(err, errlen, steps,
+                               "steps: replaces rate:, ramp_to: and duration:; give either steps "
+                               "or a rate with a duration");
+        if (steps->type != YNODE_SEQ || steps->n == 0 || steps->n > SCN_MAX_LOAD_STEPS)
+            return yamlx_error(err, errlen, steps,
+                               "steps must be a list of 1 to %d {rate, duration[, ramp_to]}",
+                               SCN_MAX_LOAD_STEPS);
+        s->steps_load = calloc(steps->n, sizeof *s->steps_load);
+        if (s->steps_load == NULL) return yamlx_error(err, errlen, steps, "out of memory");
+        s->duration_s = 0;
+        for (i = 0; i < steps->n; i++) {
+            const struct ynode *st = steps->items[i];
+            struct loadgen_step *ls = &s->steps_load[i];
+            if (yamlx_check_keys(st, step_load_keys, "a traffic step", err, errlen) != 0) return -1;
+            if ((v = yamlx_get(st, "rate")) == NULL)
+                return yamlx_error(err, errlen, st, "a traffic step needs rate: (0 for a pause)");
+            if (rate_or_zero(v, &ls->rate, err, errlen) != 0) return -1;
+            if ((v = yamlx_get(st, "ramp_to")) != NULL && rate_or_zero(v, &ls->ramp_to, err, errlen) != 0)
+                return -1;
+            if ((v = yamlx_get(st, "duration")) == NULL)
+                return yamlx_error(err, errlen, st, "a traffic step needs duration: (e.g. 10s)");
+            if (yamlx_duration(v, &ls->duration_s, err, errlen) != 0) return -1;
+            if (ls->duration_s <= 0)
+                return yamlx_error(err, errlen, v, "a step's duration must be above 0");
+            s->duration_s += ls->duration_s;
+            s->nsteps_load++;
+        }
+        if (s->duration_s > SCN_MAX_DURATION_S)
+            return yamlx_error(err, errlen, steps, "the steps add up to more than 24h");
+        s->rate = s->steps_load[0].rate;
+        return 0;
+    }
+    v = yamlx_get(n, "duration");
+    if (v == NULL) return yamlx_error(err, errlen, n, "traffic needs duration: (e.g. 30s)");
+    if (yamlx_duration(v, &s->duration_s, err, errlen) != 0) return -1;
+    if (s->duration_s <= 0 || s->duration_s > SCN_MAX_DURATION_S)
+        return yamlx_error(err, errlen, v, "duration must be above 0 and at most 24h");
+    if (workers != NULL) {
+        long w;
+        if (yamlx_get(n, "rate") || yamlx_get(n, "ramp_to"))
+            return yamlx_error(err, errlen, workers,
+                               "workers: (a closed loop) sets its own pace; drop rate:");
+        if (yamlx_long(workers, &w, err, errlen) != 0) return -1;
+        if (w < 1 || w > 10000)
+            return yamlx_error(err, errlen, workers, "workers must be between 1 and 10000");
+        s->workers = (int)w;
+        return 0;
+    }
+    v = yamlx_get(n, "rate");
+    if (v == NULL) return yamlx_error(err, errlen, n, "traffic needs rate: (e.g. 20/s)");
+    if (yamlx_rate(v, &s->rate, err, errlen) != 0) return -1;
+    if (s->rate > SCN_MAX_RATE)
+        return yamlx_error(err, errlen, v, "rate must be at most %g/s", SCN_MAX_RATE);
+    if ((v = yamlx_get(n, "ramp_to")) != NULL) {
+        if (yamlx_rate(v, &s->ramp_to, err, errlen) != 0) return -1;
+        if (s->ramp_to > SCN_MAX_RATE)
+            return yamlx_error(err, errlen, v, "ramp_to must be at most %g/s", SCN_MAX_RATE);
+    }
+    return 0;
+}
+
 static int load_traffic(struct scenario *s, const struct ynode *n, char *err, size_t errlen)
 {
     const struct ynode *v;
@@ -246,16 +330,7 @@ static int load_traffic(struct scenario *s, const struct ynode *n, char *err, si
     v = yamlx_get(n, "model");
     if (v == NULL) return yamlx_error(err, errlen, n, "traffic needs model: (the alias to call, e.g. app/chat)");
     if (dup_scalar(v, &s->model, err, errlen) != 0) return -1;
-    v = yamlx_get(n, "rate");
-    if (v == NULL) return yamlx_error(err, errlen, n, "traffic needs rate: (e.g. 20/s)");
-    if (yamlx_rate(v, &s->rate, err, errlen) != 0) return -1;
-    if (s->rate > SCN_MAX_RATE)
-        return yamlx_error(err, errlen, v, "rate must be at most %g/s", SCN_MAX_RATE);
-    v = yamlx_get(n, "duration");
-    if (v == NULL) return yamlx_error(err, errlen, n, "traffic needs duration: (e.g. 30s)");
-    if (yamlx_duration(v, &s->duration_s, err, errlen) != 0) return -1;
-    if (s->duration_s <= 0 || s->duration_s > SCN_MAX_DURATION_S)
-        return yamlx_error(err, errlen, v, "duration must be above 0 and at most 24h");
+    if (load_shape(s, n, err, errlen) != 0) return -1;
     if ((v = yamlx_get(n, "arrival")) != NULL) {
         if (v->type != YNODE_SCALAR ||
             (strcmp(v->scalar, "constant") != 0 && strcmp(v->scalar, "poisson") != 0))
@@ -597,6 +672,9 @@ char *scenario_meta_json(const struct scenario *s, const char *config_used,
     o = cJSON_AddObjectToObject(root, "traffic");
     cJSON_AddStringToObject(o, "model", s->model);
     cJSON_AddNumberToObject(o, "rate", s->rate);
+    if (s->ramp_to > 0) cJSON_AddNumberToObject(o, "ramp_to", s->ramp_to);
+    if (s->nsteps_load) cJSON_AddNumberToObject(o, "steps", (double)s->nsteps_load);
+    if (s->workers) cJSON_AddNumberToObject(o, "workers", s->workers);
     cJSON_AddStringToObject(o, "arrival", s->arrival == ARRIVAL_POISSON ? "poisson" : "constant");
     cJSON_AddNumberToObject(o, "duration_s", s->duration_s);
     cJSON_AddBoolToObject(o, "stream", s->stream);

@@ -47,8 +47,12 @@ struct scenario {
     /* traffic */
     char *model;
     double rate;
+    double ramp_to;            /* > 0: the rate ramps to this over the duration */
+    struct loadgen_step *steps_load; /* traffic.steps, or NULL */
+    size_t nsteps_load;
+    int workers;               /* > 0: closed loop (capacity probes only) */
     enum arrival arrival;
-    double duration_s;
+    double duration_s;         /* the whole schedule (the sum of steps when given) */
     int stream;
     long max_tokens;
     double timeout_s;
