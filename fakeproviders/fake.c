@@ -25,6 +25,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <time.h>
 
 #include <cjson/cJSON.h>
@@ -42,6 +43,9 @@
 #define FAKE_MAX_HEADERS (64u << 10) /* request header bound */
 #define FAKE_MAX_TOKENS 8192         /* answer length bound */
 #define FAKE_REAP_MS 200             /* how often held requests are checked */
+#define FAKE_TIMER_RES_US 1000       /* the loop's timer resolution */
+#define FAKE_BURST 16                /* events one stream sends per loop turn, at most */
+#define FAKE_MAX_LAG_US 250000       /* lateness a stream catches up on, at most */
 
 struct fault_slot {
     int active;
@@ -72,6 +76,9 @@ struct fake {
     struct fake_rng rng_fault; /* loop thread: fault probability draws */
     struct fake_conn *conns;
     struct fake_req *reqs;
+    struct buf scratch_ev, scratch_tok; /* loop thread: one stream event */
+    struct fake_cache *pcache;          /* loop thread: Anthropic prompt cache */
+    struct fake_journal *journal;       /* loop thread: the last requests */
     uint64_t window_start_us;
     unsigned window_used;
 
@@ -93,6 +100,17 @@ int fake_port(const struct fake *f) { return f->port; }
 const char *fake_url(const struct fake *f) { return f->url; }
 
 unsigned fake_window_used(struct fake *f) { return f->window_used; }
+struct fake_cache *fake_prompt_cache(struct fake *f) { return f->pcache; }
+struct fake_journal *fake_journal_of(struct fake *f) { return f->journal; }
+
+/* Notes r in the journal once, with the status its client receives. */
+static void journal(struct fake_req *r, int status)
+{
+    if (r->journaled) return;
+    r->journaled = 1;
+    fake_journal_note(r->f->journal, r->jmethod, r->jpath, r->jkey, r->jfaults, status,
+                      r->stream);
+}
 
 void fake_go_duration(double seconds, char *out, size_t outlen)
 {
@@ -209,8 +227,12 @@ static void conn_kill(struct fake_conn *c, int reset)
     if (bev != NULL && fd >= 0) {
         struct evbuffer *out = bufferevent_get_output(bev);
         int guard = 64;
+        /* A socket bufferevent freezes the start of its output buffer (only
+         * it may drain it); thaw it for this last write. */
+        evbuffer_unfreeze(out, 1);
         while (evbuffer_get_length(out) > 0 && guard-- > 0)
             if (evbuffer_write(out, fd) <= 0) break;
+        evbuffer_freeze(out, 1);
         if (reset) {
             /* evhttp shuts the socket down (FIN) before closing it, so
              * SO_LINGER 0 alone would send FIN then RST. Disconnecting with
@@ -458,6 +480,52 @@ static int send_chunk(struct evhttp_request *req, const struct buf *b)
     return 0;
 }
 
+/* Sends one event of r's chunked stream. When nothing is queued on the
+ * connection, the chunk goes straight to the socket in one sendmsg(): no
+ * evbuffer copies and no EPOLLOUT round trip per event, which is most of
+ * what 10,000 paced streams cost (docs/performance.md). What the socket does
+ * not take is queued on the connection's bufferevent, and so is every chunk
+ * while anything is queued, so the bytes stay in order and evhttp still
+ * sees errors and closes. */
+static int stream_send(struct fake_req *r, const struct buf *b)
+{
+    struct bufferevent *bev = r->conn ? evhttp_connection_get_bufferevent(r->conn->evcon) : NULL;
+    struct evbuffer *out = bev ? bufferevent_get_output(bev) : NULL;
+    int fd = bev ? (int)bufferevent_getfd(bev) : -1;
+    char head[24];
+    struct iovec iov[3];
+    struct msghdr mh;
+    size_t hl, total;
+    ssize_t n;
+
+    if (fd < 0 || out == NULL || evbuffer_get_length(out) != 0 || b->len == 0)
+        return send_chunk(r->req, b);
+    hl = (size_t)snprintf(head, sizeof head, "%zx\r\n", b->len);
+    iov[0] = (struct iovec){head, hl};
+    iov[1] = (struct iovec){b->data, b->len};
+    iov[2] = (struct iovec){(void *)"\r\n", 2};
+    memset(&mh, 0, sizeof mh);
+    mh.msg_iov = iov;
+    mh.msg_iovlen = 3;
+    total = hl + b->len + 2;
+    n = sendmsg(fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
+    if (n == (ssize_t)total) return 0;
+    if (n < 0) {
+        if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+            return send_chunk(r->req, b); /* let evhttp meet the error */
+        n = 0;
+    }
+    /* The rest, in order, through the bufferevent. */
+    for (int i = 0; i < 3; i++) {
+        size_t skip = (size_t)n < iov[i].iov_len ? (size_t)n : iov[i].iov_len;
+        n -= (ssize_t)skip;
+        if (iov[i].iov_len > skip &&
+            bufferevent_write(bev, (const char *)iov[i].iov_base + skip, iov[i].iov_len - skip) != 0)
+            return -1;
+    }
+    return 0;
+}
+
 /* Answers with a dialect error and frees r. */
 static void reply_error(struct fake_req *r, const struct fake_errinfo *e)
 {
@@ -471,6 +539,7 @@ static void reply_error(struct fake_req *r, const struct fake_errinfo *e)
         log_error(tag_of(r->f), "error body did not fit");
         buf_reset(&body);
     }
+    journal(r, status);
     req_detach(r);
     if (send_buf(r->req, status, &body) != 0) log_error(tag_of(r->f), "out of memory");
     buf_cleanup(&body);
@@ -492,13 +561,27 @@ static void cut_now(struct fake_req *r, int reset)
     if (c != NULL) conn_kill(c, reset);
 }
 
+/* Runs r's next step at due_us. The loop's timers have millisecond
+ * resolution and fire late rather than early, so a step due within a
+ * millisecond has a zero timeout: it runs right after the next poll (never
+ * starving I/O), and a fake with no time to first token answers at once. */
+static void schedule_at(struct fake_req *r, uint64_t due_us)
+{
+    uint64_t now = clock_mono_us(), d = due_us > now ? due_us - now : 0;
+    struct timeval tv = {0, 0};
+    r->due_us = due_us;
+    if (d >= FAKE_TIMER_RES_US) {
+        tv.tv_sec = (time_t)(d / 1000000);
+        tv.tv_usec = (suseconds_t)(d % 1000000);
+    }
+    evtimer_add(r->timer, &tv);
+}
+
+/* ms from now (and from the arrival when the request is new). */
 static void schedule(struct fake_req *r, double ms)
 {
-    struct timeval tv;
-    if (ms < 0) ms = 0;
-    tv.tv_sec = (time_t)(ms / 1000.0);
-    tv.tv_usec = (suseconds_t)fmod(ms * 1000.0, 1e6);
-    evtimer_add(r->timer, &tv);
+    if (!(ms > 0)) ms = 0;
+    schedule_at(r, clock_mono_us() + (uint64_t)(ms * 1000.0));
 }
 
 /* Delay before the next token event: the model's pace with +-50% jitter,
@@ -536,14 +619,14 @@ static void finish_ok(struct fake_req *r)
 /* One step of a stream: sends events until the next one needs a wait. */
 static void stream_step(struct fake_req *r)
 {
-    struct buf ev;
-    int total = r->npre + r->out_tokens + r->npost;
+    struct fake *f = r->f;
+    struct buf *ev = &f->scratch_ev, *t = &f->scratch_tok;
+    int total = r->npre + r->out_tokens + r->npost, burst = 0;
 
-    buf_init(&ev, 1 << 16);
     for (;;) {
         double delay = 0;
         int k;
-        buf_reset(&ev);
+        buf_reset(ev);
         if (r->pos >= total) {
             req_detach(r);
             evhttp_send_reply_end(r->req);
@@ -559,7 +642,7 @@ static void stream_step(struct fake_req *r)
             goto out;
         }
         if (r->pos == r->error_after) {
-            if (r->f->wire->error_event(r, r->error_status, &ev) == 0) send_chunk(r->req, &ev);
+            if (f->wire->error_event(r, r->error_status, ev) == 0) stream_send(r, ev);
             req_detach(r);
             evhttp_send_reply_end(r->req);
             req_free(r);
@@ -567,33 +650,38 @@ static void stream_step(struct fake_req *r)
         }
         k = r->pos - r->npre;
         if (r->pos < r->npre) {
-            if (r->f->wire->pre(r, r->pos, &ev) != 0) goto overflow;
+            if (f->wire->pre(r, r->pos, ev) != 0) goto overflow;
         } else if (k < r->out_tokens) {
-            struct buf t;
-            int rc;
-            buf_init(&t, 256);
-            rc = token_text(r, k, &t) != 0 || r->f->wire->token(r, t.data, &ev) != 0;
-            buf_cleanup(&t);
-            if (rc) goto overflow;
+            buf_reset(t);
+            if (token_text(r, k, t) != 0 || f->wire->token(r, t->data, ev) != 0) goto overflow;
             r->sent_tokens++;
         } else {
-            if (r->f->wire->post(r, k - r->out_tokens, &ev) != 0) goto overflow;
+            if (f->wire->post(r, k - r->out_tokens, ev) != 0) goto overflow;
         }
-        if (r->pos == r->malformed_after) corrupt(&ev);
-        if (send_chunk(r->req, &ev) != 0) goto overflow;
+        if (r->pos == r->malformed_after) corrupt(ev);
+        if (stream_send(r, ev) != 0) goto overflow;
         r->pos++;
         k = r->pos - r->npre;
         if (k >= 1 && k < r->out_tokens) delay = next_interval(r);
         if (delay > 0) {
-            schedule(r, delay);
-            goto out;
+            /* The next token is due an interval after this one was due, not
+             * after now: lateness does not add up. */
+            uint64_t now = clock_mono_us(), due = r->due_us + (uint64_t)(delay * 1000.0);
+            /* An overloaded loop forgives lateness past FAKE_MAX_LAG_US
+             * instead of bursting the backlog into memory. */
+            if (due + FAKE_MAX_LAG_US < now) due = now;
+            if (due >= now + FAKE_TIMER_RES_US || ++burst >= FAKE_BURST) {
+                schedule_at(r, due);
+                goto out;
+            }
+            r->due_us = due;
         }
     }
 overflow:
-    log_error(tag_of(r->f), "stream event did not fit; cutting the stream");
+    log_error(tag_of(f), "stream event did not fit; cutting the stream");
     cut_now(r, 0);
 out:
-    buf_cleanup(&ev);
+    return;
 }
 
 /* The non-streaming answer, all at once. */
@@ -836,6 +924,9 @@ static void answer(struct fake_req *r, const struct applied *ap)
     const struct fake_latency *lat = &f->spec.latency;
     double n;
 
+    /* The request is answered: what it marked for caching is cached now. */
+    if (r->cache_marks > 0) fake_cache_commit(f->pcache, r, clock_mono_us());
+
     r->ttft_ms = fake_rng_lognormal(&r->rng_time, lat->ttft_median_ms, lat->ttft_p95_ms);
     if (r->ttft_ms > 600000) r->ttft_ms = 600000;
     n = round(fake_rng_lognormal(&r->rng_time, lat->output_tokens_median,
@@ -869,6 +960,7 @@ static void answer(struct fake_req *r, const struct applied *ap)
         double total = r->ttft_ms + r->extra_ttft_ms;
         if (r->stall_after >= 0) {
             r->held = 1; /* a non-streaming stall is silence */
+            journal(r, 0);
             return;
         }
         if (r->error_after >= 0) {
@@ -882,6 +974,7 @@ static void answer(struct fake_req *r, const struct applied *ap)
             return;
         }
         for (int i = 1; i < r->out_tokens; i++) total += next_interval(r);
+        journal(r, 200);
         schedule(r, total);
         return;
     }
@@ -890,6 +983,7 @@ static void answer(struct fake_req *r, const struct applied *ap)
     {
         struct evkeyvalq *h = evhttp_request_get_output_headers(r->req);
         add_common_headers(r, h);
+        journal(r, 200);
         if (r->malformed_ctype) {
             evhttp_add_header(h, "Content-Type", "text/html; charset=utf-8");
             r->npre = r->npost = 0;
@@ -950,6 +1044,10 @@ static void handle(struct evhttp_request *req, void *arg)
         fake_control_handle(f, f->spec.control_token, req);
         goto out;
     }
+    if (strcmp(path, "/_chaos/journal") == 0) {
+        fake_control_journal(f, f->spec.control_token, req);
+        goto out;
+    }
     window_tick(f);
     stat_add(f, &f->stats.requests);
     if (evcon != NULL) c = conn_get(f, evcon);
@@ -959,6 +1057,11 @@ static void handle(struct evhttp_request *req, void *arg)
         goto out;
     }
     key = request_key(f, req);
+    r->jkey = key;
+    snprintf(r->jpath, sizeof r->jpath, "%.95s", path);
+    snprintf(r->jmethod, sizeof r->jmethod, "%s",
+             method == EVHTTP_REQ_GET ? "GET" : method == EVHTTP_REQ_POST ? "POST"
+                                          : method == EVHTTP_REQ_DELETE ? "DELETE" : "OTHER");
     if (faults_for(r, key, &ap, err, sizeof err) != 0) {
         char msg[400];
         snprintf(msg, sizeof msg, "x-slodrill-fault: %s", err);
@@ -966,11 +1069,15 @@ static void handle(struct evhttp_request *req, void *arg)
         r = NULL;
         goto out;
     }
-    for (int i = 0; i < FAULT__COUNT; i++) r->faulted |= ap.on[i];
+    for (int i = 0; i < FAULT__COUNT; i++) {
+        r->faulted |= ap.on[i];
+        if (ap.on[i]) r->jfaults |= 1u << i;
+    }
     if (r->faulted) stat_add(f, &f->stats.faulted);
 
     /* egress_block: nothing a provider would say reaches the client. */
     if (ap.on[FAULT_EGRESS_BLOCK]) {
+        journal(r, 0);
         if (strcmp(ap.spec[FAULT_EGRESS_BLOCK].mode, "blackhole") == 0) {
             r->held = 1;
         } else {
@@ -1027,6 +1134,7 @@ static void handle(struct evhttp_request *req, void *arg)
         buf_init(&b, 1 << 16);
         add_common_headers(r, h);
         evhttp_add_header(h, "Content-Type", "application/json");
+        journal(r, 200);
         req_detach(r);
         if (f->wire->models(r, &b) == 0) send_buf(req, 200, &b);
         else evhttp_send_reply(req, 500, "Internal Server Error", NULL);
@@ -1102,7 +1210,14 @@ struct fake *fake_new(struct event_base *base, const struct fake_spec *spec, cha
     fake_rng_seed(&f->rng, spec->seed);
     fake_rng_seed(&f->rng_fault, spec->seed ^ 0x6661756c74000000ULL);
     f->window_start_us = clock_mono_us();
+    buf_init(&f->scratch_ev, 1 << 16);
+    buf_init(&f->scratch_tok, 256);
 
+    if ((f->journal = fake_journal_new()) == NULL ||
+        (f->spec.dialect == FAKE_ANTHROPIC && (f->pcache = fake_cache_new()) == NULL)) {
+        snprintf(err, errlen, "out of memory");
+        goto out;
+    }
     f->http = evhttp_new(base);
     f->ev_sync = event_new(base, -1, 0, sync_cb, f);
     f->ev_expire = evtimer_new(base, expire_cb, f);
@@ -1153,6 +1268,10 @@ void fake_free(struct fake *f)
     if (f->ev_sync) event_free(f->ev_sync);
     if (f->ev_expire) event_free(f->ev_expire);
     if (f->ev_reap) event_free(f->ev_reap);
+    buf_cleanup(&f->scratch_ev);
+    buf_cleanup(&f->scratch_tok);
+    fake_cache_free(f->pcache);
+    fake_journal_free(f->journal);
     pthread_cond_destroy(&f->cv);
     pthread_mutex_destroy(&f->mu);
     free(f);

@@ -58,6 +58,13 @@ static int ant_parse(struct fake_req *r, const cJSON *body, struct fake_errinfo 
     }
     bytes += fake_json_text_bytes(cJSON_GetObjectItemCaseSensitive(body, "system"));
     r->prompt_tokens = fake_json_estimate_tokens(bytes, n);
+    fake_cache_lookup(fake_prompt_cache(r->f), r, body, clock_mono_us());
+    if (r->cache_marks_seen > FAKE_CACHE_MARKS) {
+        e->kind = FAKE_ERR_HTTP;
+        e->status = 400;
+        e->message = "A maximum of 4 blocks with cache_control may be provided.";
+        return 1;
+    }
     r->stream = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(body, "stream"));
     r->include_usage = 1;
     return 0;
@@ -247,10 +254,11 @@ static int ant_body(struct fake_req *r, const char *text, struct buf *out)
     rc |= fake_json_str(out, text);
     rc |= buf_printf(out,
                      "}],\"stop_reason\":\"%s\",\"stop_sequence\":null,\"usage\":{"
-                     "\"input_tokens\":%d,\"cache_creation_input_tokens\":0,"
-                     "\"cache_read_input_tokens\":0,\"output_tokens\":%d,"
+                     "\"input_tokens\":%d,\"cache_creation_input_tokens\":%d,"
+                     "\"cache_read_input_tokens\":%d,\"output_tokens\":%d,"
                      "\"service_tier\":\"standard\"}}",
-                     stop_reason(r), r->prompt_tokens, r->sent_tokens);
+                     stop_reason(r), r->prompt_tokens, r->cache_creation, r->cache_read,
+                     r->sent_tokens);
     return rc ? -1 : 0;
 }
 
@@ -287,10 +295,10 @@ static int ant_pre(struct fake_req *r, int i, struct buf *out)
         rc |= fake_json_str(out, fake_model(r->f));
         rc |= buf_printf(out,
                          ",\"content\":[],\"stop_reason\":null,\"stop_sequence\":null,"
-                         "\"usage\":{\"input_tokens\":%d,\"cache_creation_input_tokens\":0,"
-                         "\"cache_read_input_tokens\":0,\"output_tokens\":1,"
+                         "\"usage\":{\"input_tokens\":%d,\"cache_creation_input_tokens\":%d,"
+                         "\"cache_read_input_tokens\":%d,\"output_tokens\":1,"
                          "\"service_tier\":\"standard\"}}",
-                         r->prompt_tokens);
+                         r->prompt_tokens, r->cache_creation, r->cache_read);
         rc |= pad_close(r, out);
         break;
     case 1:
@@ -327,9 +335,10 @@ static int ant_post(struct fake_req *r, int i, struct buf *out)
         rc |= buf_printf(out,
                          "event: message_delta\ndata: {\"type\":\"message_delta\",\"delta\":{"
                          "\"stop_reason\":\"%s\",\"stop_sequence\":null},\"usage\":{"
-                         "\"input_tokens\":%d,\"cache_creation_input_tokens\":0,"
-                         "\"cache_read_input_tokens\":0,\"output_tokens\":%d}",
-                         stop_reason(r), r->prompt_tokens, r->sent_tokens);
+                         "\"input_tokens\":%d,\"cache_creation_input_tokens\":%d,"
+                         "\"cache_read_input_tokens\":%d,\"output_tokens\":%d}",
+                         stop_reason(r), r->prompt_tokens, r->cache_creation, r->cache_read,
+                         r->sent_tokens);
         rc |= pad_close(r, out);
         break;
     default:

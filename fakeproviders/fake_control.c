@@ -5,11 +5,15 @@
  *                                    or {"spec":"http_error;status=503"}
  *   DELETE /_chaos/faults[?kind=K]   clears K, or every fault
  *
+ *   GET    /_chaos/journal[?n=N]     {"provider":..,"entries":[..]}: the last
+ *                                    requests, oldest first (fake_journal.c)
+ *
  * Protected by x-slodrill-token when the fake has a control_token. Answers
  * are compact JSON; errors {"error":"..."} with 400 or 401. */
 #include "fakeproviders/fake_int.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <cjson/cJSON.h>
@@ -184,5 +188,36 @@ void fake_control_handle(struct fake *f, const char *token, struct evhttp_reques
     reply(req, 200, "OK", &b);
 out:
     cJSON_Delete(body);
+    buf_cleanup(&b);
+}
+
+void fake_control_journal(struct fake *f, const char *token, struct evhttp_request *req)
+{
+    struct evkeyvalq *in = evhttp_request_get_input_headers(req);
+    const char *t = evhttp_find_header(in, "x-slodrill-token");
+    const char *uri = evhttp_request_get_uri(req), *q = strchr(uri, '?');
+    struct buf b;
+    long n = 0;
+
+    buf_init(&b, 1 << 20);
+    if (token != NULL && token[0] != '\0' && (t == NULL || strcmp(t, token) != 0)) {
+        reply_err(req, 401, "missing or wrong x-slodrill-token");
+        goto out;
+    }
+    if (evhttp_request_get_command(req) != EVHTTP_REQ_GET) {
+        reply_err(req, 400, "use GET");
+        goto out;
+    }
+    if (q != NULL && strncmp(q + 1, "n=", 2) == 0) {
+        char *end;
+        n = strtol(q + 3, &end, 10);
+        if (end == q + 3 || *end != '\0' || n < 1 || n > FAKE_JOURNAL_MAX) {
+            reply_err(req, 400, "n must be a whole number from 1 to 256");
+            goto out;
+        }
+    }
+    if (fake_journal_json(fake_journal_of(f), fake_name(f), (size_t)n, &b) != 0) buf_reset(&b);
+    reply(req, 200, "OK", &b);
+out:
     buf_cleanup(&b);
 }

@@ -66,6 +66,14 @@ struct fake_errinfo {
     const char *message;      /* FAKE_ERR_HTTP: overrides the usual text */
 };
 
+/* A prompt-caching breakpoint (fake_cache.c). */
+#define FAKE_CACHE_MARKS 4 /* the API's limit of cache_control blocks */
+struct fake_cache_mark {
+    uint64_t hash;   /* the prompt prefix up to and including the block */
+    int tokens;      /* that prefix's tokens */
+    uint64_t ttl_us; /* 5 minutes, or 1 hour */
+};
+
 /* What one request asked for, and what it is given. Private to the fake. */
 struct fake_req {
     struct fake *f;
@@ -76,7 +84,10 @@ struct fake_req {
 
     /* parsed request */
     int stream, include_usage, max_tokens;
-    int prompt_tokens;
+    int prompt_tokens;      /* uncached input tokens */
+    int cache_read, cache_creation; /* Anthropic prompt caching */
+    int cache_marks, cache_marks_seen;
+    struct fake_cache_mark cache_mark[FAKE_CACHE_MARKS];
     char req_model[128];    /* the model the caller named */
 
     /* generated answer */
@@ -88,6 +99,9 @@ struct fake_req {
     char request_id[64];    /* x-request-id / request-id */
     int64_t created;        /* Unix seconds */
     uint64_t t_arrival_us;
+    uint64_t due_us;        /* when the next step is due (monotonic): pacing
+                               runs on absolute deadlines, so a late timer
+                               does not slow the stream down */
 
     /* timing and shaping faults */
     double ttft_ms, interval_ms, extra_ttft_ms, extra_tok_ms;
@@ -101,6 +115,11 @@ struct fake_req {
     int malformed_after, malformed_ctype;
     int headers_sent;
     int held;               /* never answered (blackhole, stall) */
+    /* for the journal */
+    int journaled;
+    unsigned jfaults;
+    const char *jkey;       /* borrowed from the request's headers */
+    char jmethod[8], jpath[96];
     int faulted;
 };
 
@@ -138,6 +157,34 @@ const char *fake_model(const struct fake *f);
 const char *fake_spec_name(const struct fake *f);
 /* Requests served so far in the current rate-limit minute (for headers). */
 unsigned fake_window_used(struct fake *f);
+
+/* Anthropic prompt caching (fake_cache.c); one cache per Anthropic fake,
+ * loop thread only. lookup fills r->cache_read, cache_creation and marks and
+ * lowers r->prompt_tokens to the uncached rest; commit writes the marks once
+ * the request is answered. fake_prompt_cache is NULL for OpenAI fakes. */
+struct fake_cache;
+struct fake_cache *fake_cache_new(void);
+void fake_cache_free(struct fake_cache *c);
+void fake_cache_lookup(struct fake_cache *c, struct fake_req *r, const struct cJSON *body,
+                       uint64_t now_us);
+void fake_cache_commit(struct fake_cache *c, const struct fake_req *r, uint64_t now_us);
+struct fake_cache *fake_prompt_cache(struct fake *f);
+
+/* The request journal (fake_journal.c): the last FAKE_JOURNAL_MAX requests,
+ * loop thread only. faults has bit (1 << kind) per fault applied; status 0
+ * means no answer (egress_block, stall before any byte). */
+#define FAKE_JOURNAL_MAX 256
+struct fake_journal;
+struct fake_journal *fake_journal_new(void);
+void fake_journal_free(struct fake_journal *j);
+void fake_journal_note(struct fake_journal *j, const char *method, const char *path,
+                       const char *key, unsigned faults, int status, int stream);
+/* {"provider":..,"entries":[oldest..newest]}; max 0 = all kept. */
+int fake_journal_json(const struct fake_journal *j, const char *provider, size_t max,
+                      struct buf *out) WUR;
+struct fake_journal *fake_journal_of(struct fake *f);
+/* Serves GET /_chaos/journal[?n=N] (same token rule as the faults). */
+void fake_control_journal(struct fake *f, const char *token, struct evhttp_request *req);
 
 /* Serves /_chaos/faults (GET list, POST add, DELETE clear) and answers req.
  * token "" means no x-slodrill-token is required. */

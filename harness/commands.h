@@ -24,8 +24,9 @@ int cmd_promote(int argc, char **argv);
 int cmd_slo(int argc, char **argv);
 int cmd_drill(int argc, char **argv);
 int cmd_alerts(int argc, char **argv);
+int cmd_fault(int argc, char **argv);
 
 /* Further commands, from their own files. */
-#define COMMANDS_MORE {"promote", cmd_promote}, {"slo", cmd_slo}, {"drill", cmd_drill}, {"alerts", cmd_alerts},
+#define COMMANDS_MORE {"promote", cmd_promote}, {"slo", cmd_slo}, {"drill", cmd_drill}, {"alerts", cmd_alerts}, {"fault", cmd_fault},
 
 #endif

@@ -32,6 +32,8 @@ static const char usage_main[] =
     "  router --config FILE --port N\n"
     "                     the OpenAI-compatible router on its own\n"
     "  fake --config FILE run fake providers until SIGINT or SIGTERM\n"
+    "  fault add|clear|list URL [FAULT] [--status N] [--key K] ...\n"
+    "                     a running fake's faults, through its control API\n"
     "  promote --target URL --model M --samples FILE\n"
     "                     change check: p95 and cost of a model on 200 samples\n"
     "  slo SLO_FILE       write the SLO one-pager and the SOW clause\n"
