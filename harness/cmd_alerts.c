@@ -4,6 +4,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "common/path.h"
 #include "harness/commands.h"
 #include "harness/slofile.h"
 #include "reports/alerts.h"
@@ -107,7 +108,7 @@ int cmd_alerts(int argc, char **argv)
         fprintf(stderr, "slodrill: %s\n", err);
         goto out;
     }
-    if (mkdir(out, 0755) != 0 && errno != EEXIST) {
+    if (path_mkdirs(out) != 0) {
         fprintf(stderr, "slodrill: cannot create %s: %s\n", out, strerror(errno));
         goto out;
     }

@@ -20,6 +20,7 @@
 #include <curl/curl.h>
 
 #include "common/clock.h"
+#include "common/path.h"
 #include "harness/commands.h"
 #include "harness/loadgen.h"
 #include "harness/slofile.h"
@@ -356,7 +357,7 @@ int cmd_drill(int argc, char **argv)
         clock_format_compact(clock_wall_us(), stamp, sizeof stamp);
         snprintf(dir, sizeof dir, "runs/drill-%s", stamp);
     }
-    if (mkdir(dir, 0755) != 0 && errno != EEXIST) {
+    if (path_mkdirs(dir) != 0) {
         fprintf(stderr, "slodrill drill: cannot create %s: %s\n", dir, strerror(errno));
         goto out;
     }

@@ -14,6 +14,7 @@
 
 #include "common/clock.h"
 #include "common/yamlx.h"
+#include "common/path.h"
 #include "harness/commands.h"
 #include "harness/loadgen.h"
 #include "harness/promote.h"
@@ -81,23 +82,6 @@ static void promote_on_signal(evutil_socket_t sig, short what, void *arg)
     pr->interrupted = 1;
     for (i = 0; i < 2; i++)
         if (pr->lg[i]) loadgen_stop(pr->lg[i]);
-}
-
-static int promote_mkdirs(const char *path)
-{
-    char tmp[PATH_MAX];
-    size_t i, n = strlen(path);
-    if (n >= sizeof tmp) return -1;
-    memcpy(tmp, path, n + 1);
-    for (i = 1; i <= n; i++) {
-        if (tmp[i] == '/' || tmp[i] == '\0') {
-            char c = tmp[i];
-            tmp[i] = '\0';
-            if (mkdir(tmp, 0755) != 0 && errno != EEXIST) return -1;
-            tmp[i] = c;
-        }
-    }
-    return 0;
 }
 
 static int promote_num(const char *s, double lo, double hi, double *out)
@@ -244,7 +228,7 @@ int cmd_promote(int argc, char **argv)
     narms = baseline ? 2 : 1;
     snprintf(dbpath[0], sizeof dbpath[0], "%s/candidate.db", dir);
     snprintf(dbpath[1], sizeof dbpath[1], "%s/baseline.db", dir);
-    if (promote_mkdirs(dir) != 0) {
+    if (path_mkdirs(dir) != 0) {
         fprintf(stderr, "slodrill promote: cannot create %s: %s\n", dir, strerror(errno));
         goto out;
     }

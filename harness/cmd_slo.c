@@ -13,6 +13,7 @@
 
 #include "common/buf.h"
 #include "common/clock.h"
+#include "common/path.h"
 #include "harness/commands.h"
 #include "harness/slofile.h"
 #include "reports/report.h"
@@ -133,7 +134,7 @@ int cmd_slo(int argc, char **argv)
         }
         have_m = 1;
     }
-    if (mkdir(out, 0755) != 0 && errno != EEXIST) {
+    if (path_mkdirs(out) != 0) {
         fprintf(stderr, "slodrill slo: cannot create %s: %s\n", out, strerror(errno));
         goto out;
     }

@@ -15,6 +15,7 @@
 
 #include "common/clock.h"
 #include "common/log.h"
+#include "common/path.h"
 #include "harness/loadgen.h"
 #include "reports/report.h"
 #include "reports/rundb.h"
@@ -322,23 +323,6 @@ static void on_load_done(void *arg)
     event_base_loopexit(r->base, NULL);
 }
 
-static int make_dirs(const char *path)
-{
-    char tmp[PATH_MAX];
-    size_t i, n = strlen(path);
-    if (n >= sizeof tmp) return -1;
-    memcpy(tmp, path, n + 1);
-    for (i = 1; i <= n; i++) {
-        if (tmp[i] == '/' || tmp[i] == '\0') {
-            char c = tmp[i];
-            tmp[i] = '\0';
-            if (mkdir(tmp, 0755) != 0 && errno != EEXIST) return -1;
-            tmp[i] = c;
-        }
-    }
-    return 0;
-}
-
 static void print_checks(const struct run_metrics *m, int color)
 {
     size_t i;
@@ -394,7 +378,7 @@ int runner_run(const struct scenario *s, const struct run_opts *o, struct run_re
         snprintf(res->out_dir, sizeof res->out_dir, "%s/%s-%s", o->runs_root ? o->runs_root : "runs",
                  s->name, stamp);
     }
-    if (make_dirs(res->out_dir) != 0) {
+    if (path_mkdirs(res->out_dir) != 0) {
         snprintf(err, errlen, "cannot create output folder %s: %s", res->out_dir, strerror(errno));
         goto out;
     }
