@@ -66,6 +66,7 @@ struct lg_seg {
 /* One request; recycled through the free list with its easy handle. */
 struct lg_req {
     struct loadgen *lg;
+    int guard_refused;          /* x-slodrill-budget said the router refused on purpose */
     CURL *easy;
     struct lg_req *prev, *next; /* in lg->inflight, or next in lg->free_reqs */
     struct req_record rec;
@@ -563,7 +564,7 @@ static void lg_classify(struct lg_req *q, CURLcode result)
         cJSON *root = q->body.len ? cJSON_ParseWithLength(q->body.data, q->body.len) : NULL;
         char msg[160];
 
-        r->outcome = lg_status_class(st);
+        r->outcome = q->guard_refused ? OUTCOME_REJECTED_BY_BUDGET : lg_status_class(st);
         lg_error_message(root, q->body.data, q->body.len, msg, sizeof msg);
         snprintf(r->error, sizeof r->error, "HTTP %ld%s%s", st, msg[0] ? ": " : "", msg);
         cJSON_Delete(root);
@@ -787,7 +788,15 @@ static size_t lg_on_header(char *ptr, size_t size, size_t nitems, void *ud)
     } else if (lg_hdr_is(ptr, nlen, "x-request-id")) {
         lg_copy(q->hdr_reqid, sizeof q->hdr_reqid, v, vlen);
     } else if (lg_hdr_is(ptr, nlen, "x-slodrill-cache")) {
-        r->cache_hit = vlen == 3 && strncasecmp(v, "hit", 3) == 0;
+        /* 1: a fresh answer from the cache; 2: a stale one (travel mode). */
+        r->cache_hit = vlen == 3 && strncasecmp(v, "hit", 3) == 0     ? 1
+                       : vlen == 5 && strncasecmp(v, "stale", 5) == 0 ? 2
+                                                                       : 0;
+    } else if (lg_hdr_is(ptr, nlen, "x-slodrill-budget")) {
+        /* A guardrail's own "no" (budget exceeded, the tenant's rate cap),
+         * as opposed to a failure the router could not absorb. */
+        q->guard_refused = (vlen >= 8 && strncasecmp(v, "rejected", 8) == 0) ||
+                           (vlen >= 8 && strncasecmp(v, "rate_cap", 8) == 0);
     } else if (lg_hdr_is(ptr, nlen, "x-slodrill-cost-usd")) {
         char tmp[48], *end;
         double c;
@@ -878,6 +887,7 @@ static void lg_start_one(struct loadgen *lg, int64_t seq, int64_t intended)
     q->status = 0;
     q->mode = -1;
     q->saw_done = 0;
+    q->guard_refused = 0;
     q->done_us = -1;
     q->fail[0] = q->curl_err[0] = '\0';
     q->hdr_provider[0] = q->hdr_model[0] = q->hdr_served[0] = q->hdr_reqid[0] = '\0';

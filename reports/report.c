@@ -669,6 +669,38 @@ static void write_loadgen(FILE *f, const struct ctx *c)
                "requests mean the machine running slodrill was the bottleneck.\n\n");
 }
 
+/* What the router's cache and guardrails did, when they did anything: how
+ * many answers came from the cache (and how many of those were stale, served
+ * in travel mode because every deployment failed), how many requests a
+ * guardrail refused on purpose, and what the answers cost. */
+static void write_guards(FILE *f, const struct ctx *c)
+{
+    const struct slo_figures *all = &c->m->all;
+    int ph;
+
+    if (all->from_cache == 0 && all->rejected == 0)
+        return;
+    fprintf(f, "## Cache and guardrails\n\n| phase | requests | from cache | hit rate | stale "
+               "(travel mode) | refused by a guardrail | avg cost |\n"
+               "|---|---:|---:|---:|---:|---:|---:|\n");
+    for (ph = 0; ph < 4; ph++) {
+        const struct slo_figures *g = phase_fig(c->m, ph);
+        char rate[16] = "—", cost[32] = "—";
+        if (g->total > 0)
+            snprintf(rate, sizeof rate, "%.1f%%", 100.0 * (double)g->from_cache / (double)g->total);
+        if (g->avg_cost_usd >= 0)
+            snprintf(cost, sizeof cost, "$%.5f", g->avg_cost_usd);
+        fprintf(f, "| %s | %zu | %zu | %s | %zu | %zu | %s |\n", phase_names[ph], g->total,
+                g->from_cache, rate, g->stale, g->rejected, cost);
+    }
+    fprintf(f, "\nAnswers from the cache cost nothing and count as successes; stale ones "
+               "were served because no deployment could answer. A request a guardrail "
+               "refused (a budget cap, a tenant's rate cap) is not a failure of the service: "
+               "it is the guardrail doing its job, and it counts in the total but not against "
+               "the success rate. The router's `x-slodrill-budget` header names the rungs of "
+               "the degrade ladder each answer took.\n\n");
+}
+
 static void write_checks(FILE *f, const struct ctx *c)
 {
     size_t i;
@@ -842,6 +874,7 @@ static int write_closeout(FILE *f, const struct ctx *c)
     }
 
     write_loadgen(f, c);
+    write_guards(f, c);
     write_checks(f, c);
     write_budget(f, c);
 
@@ -916,6 +949,8 @@ static cJSON *json_figures(const struct slo_figures *g, double from, double to, 
     put(o, "rate_limited", cJSON_CreateNumber((double)g->rate_limited), bad);
     put(o, "rejected_by_budget", cJSON_CreateNumber((double)g->rejected), bad);
     put(o, "served_from_cache", cJSON_CreateNumber((double)g->from_cache), bad);
+    put(o, "stale_from_cache", cJSON_CreateNumber((double)g->stale), bad);
+    put(o, "rejected_by_budget", cJSON_CreateNumber((double)g->rejected), bad);
     put(o, "success_rate", g->total ? num_or_null(g->success_rate) : cJSON_CreateNull(), bad);
     put(o, "p50_s", g->total ? num_or_null(g->p50_s) : cJSON_CreateNull(), bad);
     put(o, "p95_s", g->total ? num_or_null(g->p95_s) : cJSON_CreateNull(), bad);

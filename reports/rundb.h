@@ -46,7 +46,7 @@ struct req_record {
     enum outcome outcome;
     int attempts;              /* upstream attempts the router reported (0 unknown) */
     int failover_hops;         /* deployments beyond the first (0 unknown or none) */
-    int cache_hit;
+    int cache_hit;             /* 0 no; 1 a fresh cache answer; 2 a stale one (travel mode) */
     int stream;
     long input_tokens, output_tokens;
     double cost_usd;           /* -1 unknown */

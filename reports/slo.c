@@ -253,7 +253,11 @@ static int figures(const struct run_data *d, const struct span *sp, double p95_t
         case OUTCOME_TIMEOUT: out->timeouts++; break;
         case OUTCOME_RATE_LIMITED: out->rate_limited++; break;
         case OUTCOME_REJECTED_BY_BUDGET: out->rejected++; break;
-        case OUTCOME_SERVED_FROM_CACHE: out->from_cache++; break;
+        case OUTCOME_SERVED_FROM_CACHE:
+            out->from_cache++;
+            if (r->cache_hit == 2)
+                out->stale++;
+            break;
         default: break;
         }
         lat[n++] = slo_request_latency_s(r);

@@ -47,6 +47,7 @@ void expectations_unset(struct expectations *e);
 struct slo_figures {
     size_t total, ok, failures, client_errors;
     size_t timeouts, rate_limited, rejected, from_cache; /* by outcome */
+    size_t stale;                 /* from_cache answers that were stale (travel mode) */
     double success_rate;          /* percent; -1 when total == 0 */
     double p50_s, p95_s, p99_s;   /* -1 when total == 0; +inf possible */
     double p95_lo_s, p95_hi_s;    /* 95% distribution-free interval; NAN when
