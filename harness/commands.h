@@ -25,8 +25,10 @@ int cmd_slo(int argc, char **argv);
 int cmd_drill(int argc, char **argv);
 int cmd_alerts(int argc, char **argv);
 int cmd_fault(int argc, char **argv);
+int cmd_cache(int argc, char **argv);
+int cmd_lint(int argc, char **argv);
 
 /* Further commands, from their own files. */
-#define COMMANDS_MORE {"promote", cmd_promote}, {"slo", cmd_slo}, {"drill", cmd_drill}, {"alerts", cmd_alerts}, {"fault", cmd_fault},
+#define COMMANDS_MORE {"promote", cmd_promote}, {"slo", cmd_slo}, {"drill", cmd_drill}, {"alerts", cmd_alerts}, {"lint", cmd_lint}, {"cache", cmd_cache}, {"fault", cmd_fault},
 
 #endif

@@ -41,6 +41,9 @@ static const char usage_main[] =
     "                     the guided Friday failover drill\n"
     "  alerts SLO_OR_SCENARIO [--from-run RUN_DB]\n"
     "                     Prometheus alerting rules for the SLO (and a promtool test)\n"
+    "  lint CONFIG        what a LiteLLM config says that LiteLLM does not do\n"
+    "  cache stats|purge CACHE_DB\n"
+    "                     the router's answer cache: hit rate, entries; purge\n"
     "  version            print the version\n"
     "\n"
     "exit codes: 0 every check held; 1 an SLO or expectation failed;\n"
@@ -89,12 +92,14 @@ static const char usage_report[] =
     "exit codes: 0 the run's checks held, 1 a check failed, 2 unreadable DB.\n";
 
 static const char usage_router[] =
-    "usage: slodrill router --config FILE [--host 127.0.0.1] --port N [--seed N]\n"
+    "usage: slodrill router --config FILE [--host 127.0.0.1] --port N [--seed N] [--log FILE]\n"
     "\n"
     "Serves the OpenAI-compatible API with the config's routing: order tiers,\n"
     "weights, in-group retries, failover, cooldowns. os.environ/NAME values are\n"
     "read from the environment. Runs until SIGINT or SIGTERM. Prints\n"
     "'router http://HOST:PORT' once listening.\n"
+    "--log FILE writes every request's record to a SQLite file (table requests;\n"
+    "router_settings.slodrill_request_log does the same from the config).\n"
     "\n"
     "exit codes: 0 stopped by a signal, 2 bad config or address.\n";
 
@@ -369,6 +374,8 @@ int cmd_router(int argc, char **argv)
             char *end;
             po.seed = strtoull(argv[++i], &end, 10);
             if (*end != '\0') return bad_usage(usage_router, "--seed takes a number, not '%s'", argv[i]);
+        } else if (strcmp(argv[i], "--log") == 0 && i + 1 < argc) {
+            po.log_path = argv[++i];
         } else {
             return bad_usage(usage_router, "unknown argument '%s'", argv[i]);
         }

@@ -17,6 +17,9 @@
 #include <string.h>
 
 #include "common/yamlx.h"
+#include "router/budget.h"
+#include "router/cache.h"
+#include "router/prices.h"
 
 #define CFG_MAX_DEPLOYMENTS 1024
 #define CFG_MAX_FALLBACKS 64
@@ -578,13 +581,37 @@ static int cfg_setting(struct cfg_ctx *c, struct router_config *cfg, const char 
     return 1;
 }
 
+/* routing_strategy_args: ttl and lowest_latency_buffer (latency-based-routing). */
+static int cfg_strategy_args(struct cfg_ctx *c, struct router_config *cfg,
+                             const struct ynode *m)
+{
+    static const char *const known[] = {"ttl", "lowest_latency_buffer", NULL};
+    const struct ynode *v;
+
+    if (cfg_map(c, m, "routing_strategy_args") != 0)
+        return -1;
+    cfg_check_keys(c, m, "routing_strategy_args", known, NULL);
+    if ((v = yamlx_get(m, "ttl"))) {
+        if (cfg_ms(c, v, "routing_strategy_args.ttl", &cfg->latency_ttl_ms) != 0)
+            return -1;
+        if (cfg->latency_ttl_ms <= 0)
+            return yamlx_error(c->err, c->errlen, v,
+                               "routing_strategy_args.ttl must be more than 0 seconds, e.g. 60");
+    }
+    if ((v = yamlx_get(m, "lowest_latency_buffer")) &&
+        cfg_num(c, v, "routing_strategy_args.lowest_latency_buffer", 0,
+                "lowest_latency_buffer: 0.5", &cfg->latency_buffer) != 0)
+        return -1;
+    return 0;
+}
+
 static int cfg_router_settings(struct cfg_ctx *c, struct router_config *cfg,
                                const struct ynode *rs)
 {
     static const char *const ignored[] = {
         "context_window_fallbacks", "content_policy_fallbacks", "allowed_fails_policy",
         "retry_policy", "enable_pre_call_checks", "redis_host", "redis_port", "redis_password",
-        "redis_url", "routing_groups", "routing_strategy_args", "model_group_alias",
+        "redis_url", "routing_groups", "model_group_alias",
         "cache_responses", "set_verbose", "debug_level", "optional_pre_call_checks",
         "provider_budget_config", NULL};
     size_t i;
@@ -602,11 +629,28 @@ static int cfg_router_settings(struct cfg_ctx *c, struct router_config *cfg,
         if (!strcmp(key, "routing_strategy")) {
             if (cfg_dup(c, v, key, &cfg->routing_strategy) != 0)
                 return -1;
-            if (strcmp(cfg->routing_strategy, "simple-shuffle"))
+            if (!strcmp(cfg->routing_strategy, "simple-shuffle"))
+                cfg->strategy = ROUTER_STRATEGY_SHUFFLE;
+            else if (!strcmp(cfg->routing_strategy, "least-busy"))
+                cfg->strategy = ROUTER_STRATEGY_LEAST_BUSY;
+            else if (!strcmp(cfg->routing_strategy, "latency-based-routing"))
+                cfg->strategy = ROUTER_STRATEGY_LATENCY;
+            else
                 cfg_warn(c, v,
                          "routing_strategy '%s' is not implemented; slodrill picks by order "
-                         "then weight (simple-shuffle)",
+                         "then weight (simple-shuffle); it knows simple-shuffle, least-busy and "
+                         "latency-based-routing",
                          cfg->routing_strategy);
+        } else if (!strcmp(key, "routing_strategy_args")) {
+            if (cfg_strategy_args(c, cfg, v) != 0)
+                return -1;
+        } else if (!strcmp(key, "slodrill_request_log")) {
+            if (cfg_dup(c, v, key, &cfg->request_log) != 0)
+                return -1;
+            if (cfg->request_log[0] == '\0') {
+                free(cfg->request_log);
+                cfg->request_log = NULL;
+            }
         } else if (!strcmp(key, "enable_weighted_failover")) {
             if (cfg_bool(c, v, key, &cfg->weighted_failover) != 0)
                 return -1;
@@ -705,10 +749,26 @@ static int cfg_check(struct cfg_ctx *c, struct router_config *cfg)
     return 0;
 }
 
+/* Deployments without input_cost_per_token / output_cost_per_token get the
+ * price table's (router/prices.c) when their model is in it. */
+static void cfg_default_prices(struct router_config *cfg)
+{
+    size_t i;
+    for (i = 0; i < cfg->ndep; i++) {
+        struct router_deploy *d = &cfg->dep[i];
+        struct prices_rates r;
+        if ((d->in_cost < 0 || d->out_cost < 0) &&
+            prices_rates_for(d->model, d->in_cost, d->out_cost, &r)) {
+            d->in_cost = r.in;
+            d->out_cost = r.out;
+        }
+    }
+}
+
 static int cfg_load(struct cfg_ctx *c, struct router_config *cfg, const struct ynode *root)
 {
     static const char *const top_known[] = {"model_list", "router_settings", "litellm_settings",
-                                            "general_settings", NULL};
+                                            "general_settings", "budgets", "cache", NULL};
     static const char *const top_ignored[] = {"environment_variables", "include",
                                               "credential_list", "guardrails", NULL};
     const struct ynode *ml, *rs, *ls, *gs, *v;
@@ -776,6 +836,13 @@ static int cfg_load(struct cfg_ctx *c, struct router_config *cfg, const struct y
         free(cfg->master_key);
         cfg->master_key = NULL;
     }
+    /* slodrill's own sections beside LiteLLM's keys (docs/budgets.md, docs/cache.md) */
+    if ((v = yamlx_get(root, "budgets")) &&
+        !(cfg->budgets = budget_config_parse(v, c->err, c->errlen)))
+        return -1;
+    if ((v = yamlx_get(root, "cache")) && !(cfg->cache = cache_config_parse(v, c->err, c->errlen)))
+        return -1;
+    cfg_default_prices(cfg);
     return cfg_check(c, cfg);
 }
 
@@ -808,6 +875,7 @@ struct router_config *router_config_load(const char *path, router_env_fn env, vo
     cfg->cooldown_ms = 5000;
     cfg->timeout_ms = 600000;
     cfg->idle_timeout_ms = 30000;
+    cfg->latency_ttl_ms = 3600000;
     if (cfg_load(&c, cfg, root) != 0)
         goto out;
     ret = cfg;
@@ -842,7 +910,10 @@ void router_config_free(struct router_config *cfg)
     free(cfg->fb);
     cfg_free_strv(cfg->default_fb, cfg->ndefault_fb);
     free(cfg->routing_strategy);
+    free(cfg->request_log);
     free(cfg->master_key);
+    budget_config_free(cfg->budgets);
+    cache_config_free(cfg->cache);
     free(cfg->path);
     free(cfg);
 }

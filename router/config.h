@@ -14,6 +14,16 @@
 /* Provider dialects an upstream speaks (from the model's "prefix/"). */
 enum router_dialect { ROUTER_DIALECT_OPENAI = 0, ROUTER_DIALECT_ANTHROPIC = 1 };
 
+/* routing_strategy: how a deployment is chosen inside an order tier. */
+enum router_strategy {
+    ROUTER_STRATEGY_SHUFFLE = 0, /* simple-shuffle: random by weight (the default) */
+    ROUTER_STRATEGY_LEAST_BUSY,  /* least-busy: fewest attempts in flight */
+    ROUTER_STRATEGY_LATENCY      /* latency-based-routing: lowest recent time-to-first-token */
+};
+
+struct budget_config;
+struct cache_config;
+
 /* One model_list entry. */
 struct router_deploy {
     char *id;             /* model_info.id, else "<model_name>#<n>" (n from 1 per alias) */
@@ -60,7 +70,16 @@ struct router_config {
     int64_t retry_after_ms;  /* wait before an in-group retry; default 0 */
     int weighted_failover;   /* enable_weighted_failover (accepted; see docs/routing.md) */
     char *routing_strategy;
+    enum router_strategy strategy;
+    int64_t latency_ttl_ms;  /* routing_strategy_args.ttl: samples older than this are
+                                forgotten; default 3600 s (LiteLLM's) */
+    double latency_buffer;   /* routing_strategy_args.lowest_latency_buffer: deployments
+                                within (1 + this) x the lowest count as lowest; default 0 */
+    char *request_log;       /* router_settings.slodrill_request_log: SQLite file of every
+                                request; NULL = none */
     char *master_key;        /* NULL when the proxy is open */
+    struct budget_config *budgets; /* budgets: (router/budget.h); NULL when absent */
+    struct cache_config *cache;    /* cache: (router/cache.h); NULL when absent */
 };
 
 /* Fallback aliases for alias (borrowed; *n receives the count). */

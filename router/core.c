@@ -2,9 +2,11 @@
  *
  * DESIGN: a request walks a chain of model groups (the alias asked for,
  * then its fallbacks). Inside a group it walks the order tiers, lowest
- * first; each tier has 1 + num_retries attempts, and every attempt picks by
- * weight among the tier's deployments that are not cooling, preferring ones
- * this request has not tried. A tier with nothing healthy left is skipped
+ * first; each tier has 1 + num_retries attempts, and every attempt picks
+ * among the tier's deployments that are not cooling, preferring ones this
+ * request has not tried, by the routing strategy (core_choose: random by
+ * weight, fewest in flight, or lowest TTFT EWMA; ties by weight). A pinned
+ * request skips all of that for its one deployment. A tier with nothing healthy left is skipped
  * without spending an attempt. Cooldowns are per deployment and shared by
  * every request; they start when failures within 60 s pass allowed_fails, or
  * at once on 401/403/429. Nothing here reads a clock. */
@@ -29,6 +31,9 @@ struct core_dep {
     int64_t until_ms;
     enum core_class cool_class;
     char reason[48];
+    int inflight;     /* attempts in flight (the driver's count) */
+    double ewma_ms;   /* time-to-first-token EWMA */
+    int64_t ewma_at;  /* when the last sample came; 0 = never */
 };
 
 struct core {
@@ -51,6 +56,7 @@ struct core_req {
     int n_fail[CORE__CLASS_COUNT];
     int last_dep;
     int probe_dep;       /* the deployment probed as a last resort, or -1 */
+    int pinned;          /* -1, or the one deployment this request may use */
 };
 
 static const char *const core_class_names[CORE__CLASS_COUNT] = {
@@ -155,6 +161,7 @@ struct core_req *core_req_new(struct core *c, const char *alias)
     }
     r->last_dep = -1;
     r->probe_dep = -1;
+    r->pinned = -1;
     /* The alias itself, then its fallbacks (or default_fallbacks), each once. */
     for (i = 0; i < cfg->ndep; i++)
         if (!strcmp(cfg->dep[i].alias, alias)) {
@@ -220,6 +227,83 @@ int core_pick_weighted(struct core *c, const int *deps, size_t n)
             return deps[i];
     }
     return deps[n - 1];
+}
+
+void core_inflight(struct core *c, int dep, int delta)
+{
+    if (dep < 0 || (size_t)dep >= c->cfg->ndep)
+        return;
+    c->dep[dep].inflight += delta;
+    if (c->dep[dep].inflight < 0)
+        c->dep[dep].inflight = 0;
+}
+
+int core_inflight_get(const struct core *c, int dep)
+{
+    return c->dep[dep].inflight;
+}
+
+void core_observe_ttft(struct core *c, int dep, double ttft_ms, int64_t now_ms)
+{
+    struct core_dep *d;
+    if (dep < 0 || (size_t)dep >= c->cfg->ndep || !(ttft_ms >= 0))
+        return;
+    d = &c->dep[dep];
+    if (core_latency_ms(c, dep, now_ms) < 0)
+        d->ewma_ms = ttft_ms;
+    else
+        d->ewma_ms = CORE_EWMA_ALPHA * ttft_ms + (1.0 - CORE_EWMA_ALPHA) * d->ewma_ms;
+    d->ewma_at = now_ms > 0 ? now_ms : 1;
+}
+
+double core_latency_ms(const struct core *c, int dep, int64_t now_ms)
+{
+    const struct core_dep *d = &c->dep[dep];
+    if (d->ewma_at == 0 || now_ms - d->ewma_at > c->cfg->latency_ttl_ms)
+        return -1;
+    return d->ewma_ms;
+}
+
+void core_req_pin(struct core_req *r, int dep)
+{
+    r->pinned = dep;
+}
+
+/* Chooses among deps (n > 0) by the config's routing strategy; keeps only
+ * the best by the strategy's measure in deps, then picks by weight. */
+static int core_choose(struct core *c, int *deps, size_t n, int64_t now_ms)
+{
+    const struct router_config *cfg = c->cfg;
+    size_t i, k = 0;
+
+    if (cfg->strategy == ROUTER_STRATEGY_LEAST_BUSY) {
+        int best = c->dep[deps[0]].inflight;
+        for (i = 1; i < n; i++)
+            if (c->dep[deps[i]].inflight < best)
+                best = c->dep[deps[i]].inflight;
+        for (i = 0; i < n; i++)
+            if (c->dep[deps[i]].inflight == best)
+                deps[k++] = deps[i];
+        n = k;
+    } else if (cfg->strategy == ROUTER_STRATEGY_LATENCY) {
+        double best = -1, lat;
+        for (i = 0; i < n; i++) {
+            lat = core_latency_ms(c, deps[i], now_ms);
+            if (lat < 0)
+                lat = 0; /* never measured (or forgotten): try it */
+            if (best < 0 || lat < best)
+                best = lat;
+        }
+        for (i = 0; i < n; i++) {
+            lat = core_latency_ms(c, deps[i], now_ms);
+            if (lat < 0)
+                lat = 0;
+            if (lat <= best * (1.0 + cfg->latency_buffer))
+                deps[k++] = deps[i];
+        }
+        n = k;
+    }
+    return core_pick_weighted(c, deps, n);
 }
 
 /* Smallest order value > after (or >= INT_MIN when !started) among the
@@ -296,6 +380,23 @@ int core_next(struct core *c, struct core_req *r, int64_t now_ms, struct core_pi
     untried = malloc(cfg->ndep * sizeof *untried);
     if (!pool || !untried)
         goto out;
+    if (r->pinned >= 0) {
+        /* pinned: that deployment only, 1 + num_retries times */
+        if (r->attempts >= budget || r->excluded[r->pinned])
+            goto out;
+        out->dep = r->pinned;
+        out->attempt = ++r->attempts;
+        out->fallbacks = 0;
+        out->delay_ms = r->attempts > 1 ? cfg->retry_after_ms : 0;
+        /* a pinned attempt on a cooling deployment is a probe of it */
+        out->probe = core_is_cooling(c, r->pinned, now_ms);
+        if (out->probe)
+            r->probe_dep = r->pinned;
+        r->tried[r->pinned] = 1;
+        r->last_dep = r->pinned;
+        rc = 1;
+        goto out;
+    }
     if (!r->tier_started && !core_advance(c, r))
         goto out;
     for (;;) {
@@ -313,7 +414,7 @@ int core_next(struct core *c, struct core_req *r, int64_t now_ms, struct core_pi
             }
         }
         if (np > 0) {
-            int d = nu > 0 ? core_pick_weighted(c, untried, nu) : core_pick_weighted(c, pool, np);
+            int d = nu > 0 ? core_choose(c, untried, nu, now_ms) : core_choose(c, pool, np, now_ms);
             out->dep = d;
             out->attempt = ++r->attempts;
             out->fallbacks = (int)r->ci;
@@ -557,7 +658,7 @@ int core_can_continue(const struct core *c, const struct core_req *r, int64_t no
     int budget = 1 + cfg->num_retries;
     size_t k, i;
 
-    if (cfg->ndep == 0 || r->attempts >= CORE_MAX_ATTEMPTS)
+    if (cfg->ndep == 0 || r->attempts >= CORE_MAX_ATTEMPTS || r->pinned >= 0)
         return 0;
     for (k = r->ci; k < r->nchain; k++)
         for (i = 0; i < cfg->ndep; i++) {

@@ -137,4 +137,33 @@ const char *core_cool_reason(const struct core *c, int dep);
  * exposed for tests of the distribution. -1 when n is 0. */
 int core_pick_weighted(struct core *c, const int *deps, size_t n);
 
+/* ---- routing strategies (cfg->strategy; docs/routing.md) ----
+ *
+ * Inside a tier, core_next() chooses among the candidates by the config's
+ * routing_strategy: simple-shuffle (random by weight), least-busy (fewest
+ * attempts in flight; ties by weight), latency-based-routing (lowest
+ * time-to-first-token EWMA; a deployment with no sample younger than the
+ * ttl counts as 0 ms, so it is tried and measured; candidates within
+ * lowest_latency_buffer of the lowest tie, and ties go by weight). */
+
+/* The driver's count of attempts in flight on dep: +1 when one starts, -1
+ * when it ends, whatever the reason (least-busy reads it). */
+void core_inflight(struct core *c, int dep, int delta);
+int core_inflight_get(const struct core *c, int dep);
+
+/* A time to first token on dep (ms), observed at now_ms. A first token that
+ * never came (stream_timeout) is observed as the time waited. Folds into an
+ * EWMA with weight CORE_EWMA_ALPHA; a sample after the ttl starts afresh. */
+#define CORE_EWMA_ALPHA 0.3
+void core_observe_ttft(struct core *c, int dep, double ttft_ms, int64_t now_ms);
+/* dep's TTFT EWMA in ms, or -1 when no sample is younger than the ttl. */
+double core_latency_ms(const struct core *c, int dep, int64_t now_ms);
+
+/* Pins r to dep (an x-slodrill-deployment header, or metadata.deployment):
+ * no choice, no fallbacks; dep gets 1 + num_retries attempts, even while
+ * cooling (an operator checking a cooled deployment: such an attempt is a
+ * probe, and its success ends the cooldown); an auth failure ends it. Call
+ * before the first core_next(). */
+void core_req_pin(struct core_req *r, int dep);
+
 #endif

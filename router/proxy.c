@@ -38,7 +38,10 @@
 #include "router/anthropic.h"
 #include "router/config.h"
 #include "router/core.h"
+#include "router/guard.h"
+#include "router/prices.h"
 #include "router/metrics.h"
+#include "router/reqlog.h"
 
 #define PX_TAG "router"
 #define PX_MAX_CLIENT_BODY (8u << 20)    /* client request body */
@@ -50,6 +53,9 @@
 #define PX_BACKLOG_HIGH (4u << 20)       /* client output buffer: pause upstream */
 #define PX_BACKLOG_LOW (1u << 20)        /* ... resume */
 #define PX_CONNECT_TIMEOUT_MS 10000
+#define PX_MAX_IDLE_UPSTREAM 4096        /* idle upstream connections kept for reuse */
+#define PX_RECV_BUFFER_STREAM 2048       /* libcurl's receive buffer for a stream */
+#define PX_EASY_POOL 256                 /* idle curl easy handles kept for reuse */
 
 enum px_fail {
     PX_FAIL_NONE = 0,
@@ -115,6 +121,17 @@ struct preq {
     char served_provider[64];
     double cost;          /* < 0 unknown */
     int64_t t_start_us;
+    uint64_t t_start_wall_us;
+    /* for the request log */
+    uint64_t t_first_us;  /* first answer byte sent to the client (0: none) */
+    int status_sent;      /* HTTP status sent (0: none yet) */
+    const char *outcome;  /* NULL until decided */
+    char error[256];
+    int last_timeout;     /* the latest failed attempt timed out */
+    long in_tokens, out_tokens; /* < 0 unknown */
+    int pinned;
+    char tenant[64], user[128], feature[64];
+    struct guard_req g;   /* budgets and cache (router/guard.h) */
     struct preq *next, *prev;
 };
 
@@ -136,6 +153,10 @@ struct proxy {
     int client_sndbuf;
     struct proxy_stats stats;
     struct metrics *metrics;
+    CURL *easy_pool[PX_EASY_POOL]; /* idle easy handles, reset, for the next attempts */
+    int n_easy_pool;
+    struct reqlog *log;      /* NULL: no request log */
+    struct guard *guard;     /* budgets, rate caps, cache, travel mode */
 };
 
 static int64_t px_now_ms(void)
@@ -173,6 +194,7 @@ static void px_common_headers(struct preq *rq, struct evkeyvalq *h)
         snprintf(num, sizeof num, "%.8f", rq->cost);
         evhttp_add_header(h, "x-slodrill-cost-usd", num);
     }
+    guard_headers(&rq->g, h);
 }
 
 static char *px_error_json(const char *message, const char *type, const char *code)
@@ -236,12 +258,72 @@ static void px_dep_unlink(struct proxy *p, struct patt *a)
 
 static void px_client_closed(struct evhttp_connection *evcon, void *arg);
 
+/* Copies at most n - 1 bytes of s into out, NUL-terminated. */
+static void px_copy(char *out, size_t n, const char *s)
+{
+    snprintf(out, n, "%s", s ? s : "");
+}
+
+/* The request's record for the request log, when there is one. */
+static void px_log(struct preq *rq)
+{
+    struct proxy *p = rq->p;
+    const struct router_config *cfg = p->cfg;
+    const struct router_deploy *d = rq->last_dep >= 0 ? &cfg->dep[rq->last_dep] : NULL;
+    uint64_t now = clock_mono_us();
+    struct reqlog_rec r;
+
+    if (!p->log)
+        return;
+    memset(&r, 0, sizeof r);
+    px_copy(r.request_id, sizeof r.request_id, rq->id);
+    r.start_wall_us = rq->t_start_wall_us;
+    r.ttft_ms = rq->t_first_us ? (double)(rq->t_first_us - (uint64_t)rq->t_start_us) / 1000.0 : -1;
+    r.duration_ms = (double)(now - (uint64_t)rq->t_start_us) / 1000.0;
+    r.status = rq->status_sent;
+    px_copy(r.outcome, sizeof r.outcome, rq->outcome ? rq->outcome : "cancelled");
+    px_copy(r.alias, sizeof r.alias, rq->alias);
+    if (d) {
+        px_copy(r.deployment, sizeof r.deployment, d->id);
+        px_copy(r.provider, sizeof r.provider,
+                rq->served_provider[0] ? rq->served_provider : d->provider);
+        px_copy(r.model, sizeof r.model, d->upstream_model);
+    }
+    r.attempts = rq->attempts;
+    r.hops = rq->hops;
+    r.fallbacks = rq->fallbacks;
+    r.stream = rq->stream;
+    r.pinned = rq->pinned;
+    r.input_tokens = rq->in_tokens;
+    r.output_tokens = rq->out_tokens;
+    r.cost_usd = rq->cost;
+    px_copy(r.tenant, sizeof r.tenant, rq->tenant);
+    px_copy(r.user, sizeof r.user, rq->user);
+    px_copy(r.feature, sizeof r.feature, rq->feature);
+    px_copy(r.error, sizeof r.error, rq->error);
+    if (reqlog_add(p->log, &r) != 0)
+        log_debug(PX_TAG, "%s: request record dropped", rq->id);
+}
+
+/* Outcome class of an answer with this status (DESIGN.md's classes). */
+static const char *px_outcome(int status, int timed_out)
+{
+    if (status >= 200 && status < 300)
+        return "ok";
+    if (status == 429)
+        return "rate_limited";
+    if (status >= 400 && status < 500 && status != 408)
+        return "client_error";
+    return timed_out ? "timeout" : "retryable_error";
+}
+
 static void px_req_free(struct preq *rq)
 {
     struct proxy *p;
     if (!rq)
         return;
     p = rq->p;
+    px_log(rq);
     if (rq->att) {
         curlev_remove(p->cv, rq->att->easy);
         px_att_free(rq->att);
@@ -257,6 +339,7 @@ static void px_req_free(struct preq *rq)
     if (rq->resume_ev)
         event_free(rq->resume_ev);
     core_req_free(rq->cr);
+    guard_req_cleanup(&rq->g);
     cJSON_Delete(rq->body);
     if (rq->prev)
         rq->prev->next = rq->next;
@@ -288,6 +371,8 @@ static void px_client_closed(struct evhttp_connection *evcon, void *arg)
     (void)evcon;
     log_debug(PX_TAG, "%s: client went away", rq->id);
     rq->req = NULL;
+    rq->outcome = "cancelled";
+    px_copy(rq->error, sizeof rq->error, "the client went away");
     px_req_free(rq);
     /* libevent 2.1 detaches a request the user has not finished from a failed
      * connection and leaves freeing it to us; an attached one it frees itself. */
@@ -301,6 +386,9 @@ static void px_finish_error(struct preq *rq, int status, const char *msg, const 
                             const char *code, int64_t retry_after_ms)
 {
     struct evhttp_request *req = px_take_req(rq);
+    rq->status_sent = status;
+    rq->outcome = px_outcome(status, rq->last_timeout);
+    px_copy(rq->error, sizeof rq->error, msg);
     if (req) {
         struct evkeyvalq *h = evhttp_request_get_output_headers(req);
         px_common_headers(rq, h);
@@ -322,6 +410,19 @@ static void px_finish_exhausted(struct preq *rq)
     char msg[1024];
     int status = 503;
     int64_t ra = 0;
+
+    if (rq->req) { /* travel mode: a stale answer from the cache beats an error */
+        px_common_headers(rq, evhttp_request_get_output_headers(rq->req));
+        if (guard_stale(rq->p->guard, rq->req, rq->id, &rq->g, rq->stream, rq->client_usage)) {
+            rq->outcome = rq->g.outcome;
+            rq->status_sent = rq->g.status;
+            rq->t_first_us = clock_mono_us();
+            px_take_req(rq);
+            px_req_free(rq);
+            return;
+        }
+        evhttp_clear_headers(evhttp_request_get_output_headers(rq->req));
+    }
 
     if (rq->cr)
         core_req_summary(rq->p->core, rq->cr, px_now_ms(), msg, sizeof msg, &status, &ra);
@@ -354,6 +455,8 @@ static int px_commit(struct preq *rq, struct patt *a)
     }
     evhttp_send_reply_start(rq->req, a->status ? a->status : 200, NULL);
     rq->committed = 1;
+    rq->status_sent = a->status ? a->status : 200;
+    rq->t_first_us = clock_mono_us();
     return 0;
 }
 
@@ -408,13 +511,34 @@ static void px_end_committed(struct preq *rq)
 
 /* ---- attempts ---- */
 
+/* An easy handle for a new attempt: a reset one from the pool, else a new
+ * one (allocating a handle per attempt was a tenth of the router's CPU). */
+static CURL *px_easy_get(struct proxy *p)
+{
+    return p->n_easy_pool > 0 ? p->easy_pool[--p->n_easy_pool] : curl_easy_init();
+}
+
+/* Takes back a handle no longer in the multi. */
+static void px_easy_put(struct proxy *p, CURL *easy)
+{
+    if (!easy)
+        return;
+    if (p->n_easy_pool < PX_EASY_POOL) {
+        curl_easy_reset(easy);
+        p->easy_pool[p->n_easy_pool++] = easy;
+    } else {
+        curl_easy_cleanup(easy);
+    }
+}
+
 static void px_att_free(struct patt *a)
 {
     if (!a)
         return;
     px_dep_unlink(a->rq->p, a);
-    if (a->easy)
-        curl_easy_cleanup(a->easy);
+    if (a->dep >= 0)
+        core_inflight(a->rq->p->core, a->dep, -1);
+    px_easy_put(a->rq->p, a->easy); /* removed from the multi on every path here */
     curl_slist_free_all(a->hdrs);
     free(a->payload);
     buf_cleanup(&a->body);
@@ -480,6 +604,11 @@ static void px_after_attempt(struct preq *rq, struct patt *a, enum core_class cl
 
     if (rq->cr)
         v = core_report(p->core, rq->cr, dep, cls, a->retry_after_ms, px_now_ms(), &eff);
+    if (cls == CORE_OK || rq->committed) {
+        int known = a->in_tokens > 0 || a->out_tokens > 0;
+        rq->in_tokens = known ? a->in_tokens : -1;
+        rq->out_tokens = known ? a->out_tokens : -1;
+    }
     {
         uint64_t now = clock_mono_us();
         double ttft = a->t_first_us ? (double)(a->t_first_us - a->t_start_us) / 1e6 : -1;
@@ -582,6 +711,11 @@ static void px_take_usage(struct patt *a, const cJSON *j)
     x = cJSON_GetObjectItemCaseSensitive(u, "completion_tokens");
     if (cJSON_IsNumber(x))
         a->out_tokens = (long)x->valuedouble;
+    /* OpenAI's automatic prompt caching: priced apart (router/prices.c) */
+    x = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(u, "prompt_tokens_details"),
+                                         "cached_tokens");
+    if (cJSON_IsNumber(x) && !a->anthropic)
+        a->cache_read = (long)x->valuedouble;
 }
 
 static void px_idle_arm(struct patt *a)
@@ -601,6 +735,8 @@ static void px_first_token(struct patt *a)
     struct preq *rq = a->rq;
     a->first_token = 1;
     a->t_first_us = clock_mono_us();
+    core_observe_ttft(rq->p->core, a->dep, (double)(a->t_first_us - a->t_start_us) / 1000.0,
+                      px_now_ms());
     if (a->ttft_timer)
         event_del(a->ttft_timer);
     px_dep_unlink(rq->p, a); /* no longer movable */
@@ -648,6 +784,7 @@ static int px_on_chunk(struct patt *a, const char *event, cJSON *j, const char *
         goto forward;
     }
     px_take_usage(a, j);
+    guard_chunk(&rq->g, j);
     usage = cJSON_GetObjectItemCaseSensitive(j, "usage");
     if (cJSON_IsObject(usage)) {
         px_cost(rq, a);
@@ -881,6 +1018,9 @@ static void px_ttft_fired(evutil_socket_t fd, short what, void *arg)
     (void)what;
     a->fail = PX_FAIL_TTFT;
     snprintf(a->fail_detail, sizeof a->fail_detail, "no first token within stream_timeout");
+    /* the first token took at least this long: latency-based routing learns it */
+    core_observe_ttft(a->rq->p->core, a->dep, (double)(clock_mono_us() - a->t_start_us) / 1000.0,
+                      px_now_ms());
     curlev_remove(a->rq->p->cv, a->easy);
     px_attempt_end(a, CURLE_OPERATION_TIMEDOUT);
 }
@@ -925,20 +1065,28 @@ static void px_error_code(const struct buf *body, char *code, size_t codelen)
     cJSON_Delete(j);
 }
 
-/* usage x prices. Anthropic prompt-cache reads cost a tenth of the input
- * price and writes 1.25 times it (providers.md); OpenAI's prompt_tokens are
- * priced as they are. */
+/* usage x prices (router/prices.c). Anthropic prompt-cache reads cost a
+ * tenth of the input price and writes 1.25 times it (providers.md); OpenAI's
+ * cached input is priced at the table's cached price when the model is in
+ * the table, else as plain input. */
 static void px_cost(struct preq *rq, const struct patt *a)
 {
     const struct router_deploy *d = &rq->p->cfg->dep[a->dep];
-    double plain;
+    struct prices_rates r;
+    struct prices_usage u;
+    double c;
     if (d->in_cost < 0 || d->out_cost < 0 || (a->in_tokens <= 0 && a->out_tokens <= 0))
         return;
-    plain = (double)(a->in_tokens - a->cache_read - a->cache_write);
-    if (plain < 0)
-        plain = 0;
-    rq->cost = plain * d->in_cost + (double)a->cache_write * 1.25 * d->in_cost +
-               (double)a->cache_read * 0.1 * d->in_cost + (double)a->out_tokens * d->out_cost;
+    if (!prices_rates_for(d->model, d->in_cost, d->out_cost, &r))
+        return;
+    if (d->dialect == ROUTER_DIALECT_OPENAI && !prices_find(d->model))
+        r.cached_in = r.in;
+    u.prompt = a->in_tokens;
+    u.completion = a->out_tokens;
+    u.cache_read = a->cache_read;
+    u.cache_write = a->cache_write;
+    if ((c = prices_cost(&r, &u)) >= 0)
+        rq->cost = c;
 }
 
 /* Replaces a held Messages answer with its OpenAI translation. 0 or -1. */
@@ -1026,12 +1174,19 @@ static void px_attempt_end(struct patt *a, CURLcode result)
         snprintf(why, sizeof why, "HTTP %d%s%s", a->status, code[0] ? " " : "", code);
     }
 
+    if (cls != CORE_OK)
+        rq->last_timeout = a->fail == PX_FAIL_TTFT || a->fail == PX_FAIL_IDLE ||
+                           result == CURLE_OPERATION_TIMEDOUT;
     px_after_attempt(rq, a, cls, why);
 
     if (rq->committed) {
         /* Bytes reached the client: no failover, finish this stream. */
+        rq->outcome = cls == CORE_OK ? "ok" : rq->last_timeout ? "timeout" : "retryable_error";
+        if (cls != CORE_OK)
+            px_copy(rq->error, sizeof rq->error, why);
         if (cls == CORE_OK) {
             px_cost(rq, a);
+            guard_success(rq->p->guard, &rq->g, NULL, 0, rq->cost);
             px_att_free(a);
             px_end_committed(rq);
         } else if (!a->is_sse || a->error_event) {
@@ -1047,6 +1202,7 @@ static void px_attempt_end(struct patt *a, CURLcode result)
     if (cls == CORE_OK) {
         struct evhttp_request *req;
         if (a->is_sse) { /* a stream that ended without content: send what was held */
+            rq->outcome = "ok";
             if (px_commit(rq, a) == 0 && evbuffer_get_length(a->held))
                 evhttp_send_reply_chunk_with_cb(rq->req, a->held, px_chunk_written, rq);
             px_att_free(a);
@@ -1054,7 +1210,11 @@ static void px_attempt_end(struct patt *a, CURLcode result)
             return;
         }
         px_cost(rq, a);
+        guard_success(rq->p->guard, &rq->g, a->body.data, a->body.len, rq->cost);
         req = px_take_req(rq);
+        rq->status_sent = a->status;
+        rq->outcome = "ok";
+        rq->t_first_us = clock_mono_us();
         if (req) {
             px_common_headers(rq, evhttp_request_get_output_headers(req));
             px_reply_raw(req, a->status, a->content_type[0] ? a->content_type : "application/json",
@@ -1068,6 +1228,9 @@ static void px_attempt_end(struct patt *a, CURLcode result)
         /* the request's own fault (or the bypass path): the upstream's answer as is,
          * in OpenAI's error format when the upstream spoke Anthropic's */
         struct evhttp_request *req = px_take_req(rq);
+        rq->status_sent = a->status;
+        rq->outcome = px_outcome(a->status, 0);
+        px_copy(rq->error, sizeof rq->error, why);
         if (req) {
             px_common_headers(rq, evhttp_request_get_output_headers(req));
             if (a->anthropic) {
@@ -1147,7 +1310,7 @@ static int px_attempt_start(struct preq *rq)
     a->t_start_us = clock_mono_us();
     buf_init(&a->body, 0);
     a->anthropic = d->dialect == ROUTER_DIALECT_ANTHROPIC;
-    if (!(a->held = evbuffer_new()) || !(a->easy = curl_easy_init()) ||
+    if (!(a->held = evbuffer_new()) || !(a->easy = px_easy_get(p)) ||
         !(a->payload = px_payload(rq, d)))
         goto out;
     if (a->anthropic) {
@@ -1196,6 +1359,11 @@ static int px_attempt_start(struct preq *rq)
     curl_easy_setopt(a->easy, CURLOPT_CONNECTTIMEOUT_MS,
                      (long)(timeout_ms < PX_CONNECT_TIMEOUT_MS ? timeout_ms : PX_CONNECT_TIMEOUT_MS));
     curl_easy_setopt(a->easy, CURLOPT_PROTOCOLS_STR, "http,https");
+    /* libcurl's receive buffer is per transfer (16 KiB by default): with
+     * 10,000 streams open that is 160 MB. Stream events are small, so
+     * streams get a small one; plain answers keep the default. */
+    curl_easy_setopt(a->easy, CURLOPT_BUFFERSIZE,
+                     rq->stream ? (long)PX_RECV_BUFFER_STREAM : (long)CURL_MAX_WRITE_SIZE);
     if (!(a->ttft_timer = evtimer_new(p->base, px_ttft_fired, a)) ||
         !(a->idle_timer = evtimer_new(p->base, px_idle_fired, a)))
         goto out;
@@ -1209,6 +1377,7 @@ static int px_attempt_start(struct preq *rq)
     }
     /* Count the attempt and link it where a cooldown can find it. */
     a->dep = dep;
+    core_inflight(p->core, dep, +1);
     a->dnext = p->by_dep[dep];
     if (a->dnext)
         a->dnext->dprev = a;
@@ -1396,6 +1565,80 @@ out:
     cJSON_Delete(root);
 }
 
+/* Answers a chat request the router refuses before any attempt (its own fault). */
+static void px_reject(struct preq *rq, struct evhttp_request *req, int status, const char *msg,
+                      const char *code)
+{
+    evhttp_add_header(evhttp_request_get_output_headers(req), "x-slodrill-request-id", rq->id);
+    px_reply_error(req, status, msg, "invalid_request_error", code);
+    rq->status_sent = status;
+    rq->outcome = "client_error";
+    px_copy(rq->error, sizeof rq->error, msg);
+}
+
+/* A string member of obj, or NULL. */
+static const char *px_json_str(const cJSON *obj, const char *name)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, name);
+    return cJSON_IsString(v) ? v->valuestring : NULL;
+}
+
+/* Tenant, user and feature: x-tenant-id, x-user-id, x-feature headers, else
+ * the body's metadata.tenant / metadata.user (or user) / metadata.feature. */
+static void px_tags(struct preq *rq, struct evhttp_request *req)
+{
+    const struct evkeyvalq *h = evhttp_request_get_input_headers(req);
+    const cJSON *md = cJSON_GetObjectItemCaseSensitive(rq->body, "metadata");
+    const char *v;
+
+    if (!cJSON_IsObject(md))
+        md = NULL;
+    if ((v = evhttp_find_header(h, "x-tenant-id")) || (md && (v = px_json_str(md, "tenant"))) ||
+        (md && (v = px_json_str(md, "tenant_id"))))
+        px_copy(rq->tenant, sizeof rq->tenant, v);
+    if ((v = evhttp_find_header(h, "x-user-id")) || (v = px_json_str(rq->body, "user")) ||
+        (md && (v = px_json_str(md, "user"))) || (md && (v = px_json_str(md, "user_id"))))
+        px_copy(rq->user, sizeof rq->user, v);
+    if ((v = evhttp_find_header(h, "x-feature")) || (md && (v = px_json_str(md, "feature"))))
+        px_copy(rq->feature, sizeof rq->feature, v);
+}
+
+/* A pinned request: x-slodrill-deployment: ID, else metadata.deployment.
+ * 0 (pinned or not), -1 with msg when the id names no deployment of the
+ * alias. */
+static int px_pin(struct preq *rq, struct evhttp_request *req, char *msg, size_t msglen)
+{
+    const struct router_config *cfg = rq->p->cfg;
+    const cJSON *md = cJSON_GetObjectItemCaseSensitive(rq->body, "metadata");
+    const char *id = evhttp_find_header(evhttp_request_get_input_headers(req),
+                                        "x-slodrill-deployment");
+    size_t i;
+
+    if (!id && cJSON_IsObject(md))
+        id = px_json_str(md, "deployment");
+    if (!id)
+        return 0;
+    for (i = 0; i < cfg->ndep; i++)
+        if (!strcmp(cfg->dep[i].id, id))
+            break;
+    if (i == cfg->ndep) {
+        snprintf(msg, msglen, "no deployment has the id '%.100s' (x-slodrill-deployment / "
+                              "metadata.deployment name a model_info.id)", id);
+        return -1;
+    }
+    if (strcmp(cfg->dep[i].alias, rq->alias)) {
+        snprintf(msg, msglen, "deployment '%.100s' serves '%.100s', not '%.100s'", id,
+                 cfg->dep[i].alias, rq->alias);
+        return -1;
+    }
+    rq->pinned = 1;
+    if (rq->cr)
+        core_req_pin(rq->cr, (int)i);
+    else
+        rq->last_dep = (int)i; /* bypass: the pinned one, once */
+    return 0;
+}
+
 static void px_chat(struct proxy *p, struct evhttp_request *req)
 {
     struct evbuffer *in = evhttp_request_get_input_buffer(req);
@@ -1420,7 +1663,9 @@ static void px_chat(struct proxy *p, struct evhttp_request *req)
     rq->p = p;
     rq->last_dep = rq->first_dep = -1;
     rq->cost = -1;
+    rq->in_tokens = rq->out_tokens = -1;
     rq->t_start_us = (int64_t)clock_mono_us();
+    rq->t_start_wall_us = clock_wall_us();
     snprintf(rq->id, sizeof rq->id, "sdr-%08" PRIx64 "-%06" PRIu64, p->seed & 0xffffffffu,
              ++p->counter);
     rq->next = p->reqs;
@@ -1429,9 +1674,7 @@ static void px_chat(struct proxy *p, struct evhttp_request *req)
     p->reqs = rq;
     rq->body = cJSON_ParseWithLength(text, len);
     if (!rq->body || !cJSON_IsObject(rq->body)) {
-        evhttp_add_header(evhttp_request_get_output_headers(req), "x-slodrill-request-id", rq->id);
-        px_reply_error(req, 400, "the request body is not a JSON object", "invalid_request_error",
-                       "invalid_json");
+        px_reject(rq, req, 400, "the request body is not a JSON object", "invalid_json");
         goto out;
     }
     model = cJSON_GetObjectItemCaseSensitive(rq->body, "model");
@@ -1442,19 +1685,25 @@ static void px_chat(struct proxy *p, struct evhttp_request *req)
                           cJSON_GetObjectItemCaseSensitive(rq->body, "stream_options"),
                           "include_usage"));
     if (!cJSON_IsString(model) || !model->valuestring[0]) {
-        evhttp_add_header(evhttp_request_get_output_headers(req), "x-slodrill-request-id", rq->id);
-        px_reply_error(req, 400, "you must provide a model parameter", "invalid_request_error",
-                       "missing_model");
+        px_reject(rq, req, 400, "you must provide a model parameter", "missing_model");
         goto out;
     }
     if (!cJSON_IsArray(cJSON_GetObjectItemCaseSensitive(rq->body, "messages"))) {
-        evhttp_add_header(evhttp_request_get_output_headers(req), "x-slodrill-request-id", rq->id);
-        px_reply_error(req, 400, "you must provide a messages parameter (an array)",
-                       "invalid_request_error", "missing_messages");
+        px_reject(rq, req, 400, "you must provide a messages parameter (an array)",
+                  "missing_messages");
         goto out;
     }
     rq->alias = model->valuestring;
+    px_tags(rq, req);
     p->stats.requests++;
+    if (!p->bypass && guard_admit(p->guard, req, rq->id, rq->body, &rq->alias, rq->stream,
+                                  rq->client_usage, rq->tenant, rq->user, rq->feature,
+                                  &rq->g) == GUARD_ANSWERED) {
+        rq->outcome = rq->g.outcome;
+        rq->status_sent = rq->g.status;
+        rq->t_first_us = clock_mono_us();
+        goto out;
+    }
     if (p->bypass) {
         size_t i;
         for (i = 0; i < p->cfg->ndep; i++)
@@ -1464,14 +1713,16 @@ static void px_chat(struct proxy *p, struct evhttp_request *req)
     } else {
         rq->cr = core_req_new(p->core, rq->alias);
         if (!rq->cr) {
-            evhttp_add_header(evhttp_request_get_output_headers(req), "x-slodrill-request-id",
-                              rq->id);
             snprintf(msg, sizeof msg,
                      "The model `%s` does not exist: no model_list entry has it as model_name.",
                      rq->alias);
-            px_reply_error(req, 404, msg, "invalid_request_error", "model_not_found");
+            px_reject(rq, req, 404, msg, "model_not_found");
             goto out;
         }
+    }
+    if (px_pin(rq, req, msg, sizeof msg) != 0) {
+        px_reject(rq, req, 400, msg, "deployment_not_found");
+        goto out;
     }
     if (!(rq->next_ev = evtimer_new(p->base, px_next_fired, rq)) ||
         !(rq->resume_ev = event_new(p->base, -1, 0, px_resume_fired, rq))) {
@@ -1679,6 +1930,17 @@ struct proxy *proxy_new(struct event_base *base, const struct router_config *cfg
         snprintf(err, errlen, "out of memory");
         goto out;
     }
+    {
+        const char *log_path = opts && opts->log_path ? opts->log_path : cfg->request_log;
+        if (log_path && log_path[0] && !(p->log = reqlog_open(log_path, err, errlen)))
+            goto out;
+    }
+    if (!(p->guard = guard_new(base, cfg, p->core, p->on_event, p->event_arg, err, errlen)))
+        goto out;
+    /* Keep-alive to the providers: libcurl's default cache (4 x the transfers in
+     * flight when a connection returns) closes and reopens connections under
+     * load; a fixed, generous cache keeps them. */
+    curl_multi_setopt(curlev_multi(p->cv), CURLMOPT_MAXCONNECTS, (long)PX_MAX_IDLE_UPSTREAM);
     evhttp_set_max_body_size(p->http, PX_MAX_CLIENT_BODY);
     evhttp_set_max_headers_size(p->http, PX_MAX_CLIENT_HEADERS);
     evhttp_set_allowed_methods(p->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD |
@@ -1704,13 +1966,22 @@ void proxy_free(struct proxy *p)
         evhttp_free(p->http); /* closes client connections: their closecbs free requests */
     while (p->reqs)
         px_req_free(p->reqs);
+    reqlog_close(p->log); /* writes what is queued */
+    guard_free(p->guard); /* flushes the cache and the ledger */
     if (p->cool_timer)
         event_free(p->cool_timer);
+    while (p->n_easy_pool > 0)
+        curl_easy_cleanup(p->easy_pool[--p->n_easy_pool]);
     curlev_free(p->cv);
     core_free(p->core);
     metrics_free(p->metrics);
     free(p->by_dep);
     free(p);
+}
+
+int proxy_log_flush(struct proxy *p, int timeout_ms)
+{
+    return p->log ? reqlog_flush(p->log, timeout_ms) : 0;
 }
 
 int proxy_port(const struct proxy *p)

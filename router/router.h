@@ -61,6 +61,8 @@ struct proxy_opts {
     uint64_t seed;          /* routing randomness */
     proxy_event_fn on_event;
     void *event_arg;
+    const char *log_path;   /* SQLite request log (router/reqlog.h); NULL: the config's
+                               router_settings.slodrill_request_log, else none */
 };
 
 /* Starts listening at once. base and cfg are borrowed and must outlive the
@@ -80,6 +82,11 @@ struct proxy_stats {
     size_t max_client_backlog;  /* most bytes ever queued for one client */
 };
 void proxy_stats_get(const struct proxy *p, struct proxy_stats *out);
+
+/* Waits (up to timeout_ms, off the loop thread) until every request record
+ * handed to the request log so far is on disk. 0 when written or when there
+ * is no log; -1 on timeout. For tests. */
+int proxy_log_flush(struct proxy *p, int timeout_ms) WUR;
 
 /* Client output bytes past which the upstream is paused (default 4 MiB),
  * and below which it resumes (default 1 MiB). For tests; low < high. */

@@ -210,7 +210,7 @@ static void cooldown_to_the_millisecond(void **state)
     core_req_free(r);
 
     /* While cooling there is nowhere to move a request to; a new request
-     * gets exactly one last-resort probe of the cooling deployment. */
+     * is given exactly one last-resort probe of the cooling deployment. */
     r = core_req_new(c, "a");
     assert_int_equal(core_can_continue(c, r, 65999), 0);
     assert_int_equal(core_can_continue(c, r, 66000), 1);

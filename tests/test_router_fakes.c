@@ -379,7 +379,7 @@ static void cooldown_moves_waiting_streams(void **state)
 }
 
 /* A stream waiting on the only deployment when that deployment cools has
- * nowhere to move: it keeps waiting and gets its answer. */
+ * nowhere to move: it keeps waiting and receives its answer. */
 static void cooldown_keeps_streams_with_nowhere_to_go(void **state)
 {
     static const char *yaml =
