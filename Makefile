@@ -10,9 +10,10 @@
 #   V=1             show full commands
 
 BUILD   ?= build
+JOBS    ?= $(shell nproc 2>/dev/null || echo 2)
 BIN     ?= bin
 CC      ?= cc
-PKGS    := libcurl libevent libevent_pthreads libcjson yaml-0.1 sqlite3
+PKGS    := libcurl libevent libevent_pthreads libcjson yaml-0.1 sqlite3 hiredis
 TESTPKGS := cmocka
 
 WARN    := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes \
@@ -87,15 +88,15 @@ $(BUILD)/tests/%: $(BUILD)/tests/%.o $$(foreach m,$$(DEPS_$$(call test_mod,$$*))
 	$(Q)$(CC) $(SAN) -o $@ $< $(foreach m,$(DEPS_$(call test_mod,$*)),$(call lib_of,$(m))) $(LDLIBS) $(TEST_LDLIBS)
 
 demo: deps
-	$(Q)$(MAKE) --no-print-directory all
+	$(Q)$(MAKE) -j$(JOBS) --no-print-directory all
 	$(Q)$(BIN)/slodrill run scenarios/primary-revoked-key.yaml
 
 test: deps-test
-	$(Q)$(MAKE) --no-print-directory all $(TEST_BIN)
+	$(Q)$(MAKE) -j$(JOBS) --no-print-directory all $(TEST_BIN)
 	$(Q)BUILD=$(BUILD) BIN=$(BIN) tests/run.sh
 
 asan: deps-test
-	$(Q)$(MAKE) --no-print-directory BUILD=build-asan BIN=build-asan/bin \
+	$(Q)$(MAKE) -j$(JOBS) --no-print-directory BUILD=build-asan BIN=build-asan/bin \
 	    OPT="-O1 -g -fno-omit-frame-pointer" \
 	    SAN="-fsanitize=address,undefined -fno-sanitize-recover=undefined" \
 	    build-asan/bin/slodrill $(patsubst $(BUILD)/%,build-asan/%,$(TEST_BIN))
@@ -104,7 +105,7 @@ asan: deps-test
 	    tests/run.sh
 
 valgrind: deps-test
-	$(Q)$(MAKE) --no-print-directory all $(TEST_BIN)
+	$(Q)$(MAKE) -j$(JOBS) --no-print-directory all $(TEST_BIN)
 	$(Q)BUILD=$(BUILD) BIN=$(BIN) SLODRILL_VALGRIND=1 tests/run.sh
 
 lint:
@@ -117,7 +118,7 @@ format:
 	$(Q)clang-format -i $(foreach m,$(MODULES),$(m)/*.[ch]) tests/*.c
 
 bench: deps-test
-	$(Q)$(MAKE) --no-print-directory all
+	$(Q)$(MAKE) -j$(JOBS) --no-print-directory all
 	$(Q)BIN=$(BIN) tests/bench.sh
 
 install: all
