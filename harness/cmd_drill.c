@@ -5,7 +5,18 @@
  * prints each SOP phase, reads the operator's and scribe's lines (stdin or
  * --answers) with poll() so the live figures keep coming, stamps phases and
  * notes into the run DB, and applies the stop condition. The tool never flips
- * the switch on staging: the operator does, and says "done". */
+ * the switch on staging: the operator does, and says "done".
+ *
+ * Rehearsal (--scenario FILE): the drill starts the scenario's fake providers
+ * (one loop thread) and the built-in router with the scenario's config (a
+ * second one) and aims the load at them; with --auto it also injects the
+ * scenario's first timeline fault at "induce failure" and clears it at
+ * rollback. --auto without --scenario is refused: the tool never flips a
+ * switch on a real system.
+ *
+ * A drill that reaches its closeout drains the load (the requests in flight
+ * finish and are recorded as they end); a stop condition, abort or end of
+ * input cuts them. */
 #include <errno.h>
 #include <event2/event.h>
 #include <limits.h>
@@ -19,17 +30,24 @@
 
 #include <curl/curl.h>
 
+#include <cjson/cJSON.h>
+
 #include "common/clock.h"
 #include "common/path.h"
+#include "fakeproviders/fake.h"
 #include "harness/commands.h"
 #include "harness/loadgen.h"
+#include "harness/runner.h"
+#include "harness/scenario.h"
 #include "harness/slofile.h"
 #include "reports/report.h"
 #include "reports/rundb.h"
+#include "router/router.h"
 
 static const char drill_usage[] =
     "usage: slodrill drill --target URL --model ALIAS [--key-env VAR] [--bypass-url URL]\n"
     "                      [--plan SLO_FILE] [--answers FILE] [--rate R] [--out DIR]\n"
+    "       slodrill drill --scenario FILE [--auto] [--model ALIAS] [...]   (rehearsal)\n"
     "\n"
     "The 30-minute Friday failover drill, guided. Drives steady load at the\n"
     "router and walks the drill lead (DL), the operator and the scribe through the\n"
@@ -46,6 +64,16 @@ static const char drill_usage[] =
     "  --rate R        steady load, requests per second (default 5)\n"
     "  --stop-below P  stop when the 10 s success rate stays under P% for 10 s (default 50)\n"
     "  --out DIR       default runs/drill-<UTC time>\n"
+    "  --scenario FILE rehearsal: start the scenario's fake providers and the built-in\n"
+    "                  router with its config, and drill against them (no --target);\n"
+    "                  model, rate, prompts and SLO default to the scenario's\n"
+    "  --auto          with --scenario only: the tool injects the scenario's first\n"
+    "                  timeline fault at \"induce failure\" and clears it at rollback.\n"
+    "                  It never flips a switch on a real system: without --scenario\n"
+    "                  it is refused\n"
+    "\n"
+    "At the closeout the load stops and the requests in flight finish (up to 30 s);\n"
+    "a stop condition or abort cuts them.\n"
     "\n"
     "exit codes: 0 the drill's checks held; 1 a check failed; 2 bad usage;\n"
     "            3 a stop condition (or abort) ended the drill.\n";
@@ -96,6 +124,14 @@ static void drill_on_stop(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     loadgen_stop(d->lg);
+}
+
+static void drill_on_drain(evutil_socket_t fd, short what, void *arg)
+{
+    struct drill *d = arg;
+    (void)fd;
+    (void)what;
+    loadgen_drain(d->lg);
 }
 
 static void *drill_loop(void *arg)
@@ -267,21 +303,246 @@ static void drill_phase(struct drill *d, const char *name, const char *budget, c
     drill_event(d, "phase", name, budget);
 }
 
+/* ---- rehearsal: the scenario's fakes and the built-in router ---- */
+
+/* An event loop on a thread of its own. */
+struct drill_loop {
+    struct event_base *base;
+    pthread_t th;
+    int running;
+};
+
+static void *drill_loop_main(void *arg)
+{
+    struct drill_loop *l = arg;
+    event_base_loop(l->base, EVLOOP_NO_EXIT_ON_EMPTY);
+    return NULL;
+}
+
+static void drill_loop_stop(struct drill_loop *l)
+{
+    if (!l->running) return;
+    event_base_loopbreak(l->base);
+    pthread_join(l->th, NULL);
+    l->running = 0;
+}
+
+struct rehearsal {
+    struct scenario *s;
+    struct drill_loop fakes_loop, router_loop;
+    struct fake **fakes;
+    char **urls;                 /* provider root URLs */
+    struct router_config *cfg;
+    struct proxy *proxy;
+    char target[64];             /* the router's root URL */
+    int step;                    /* the timeline step --auto injects; -1 none */
+    int fault_on;                /* --auto's fault is in place */
+};
+
+/* Router events (cooldowns, probes) into the drill's timeline. Runs on the
+ * router's thread; the run DB's queue is thread-safe, and d->db is set before
+ * the router starts and outlives it. */
+static void drill_on_router_event(const char *kind, const char *subject, const char *detail,
+                                  uint64_t now_us, void *arg)
+{
+    struct drill *d = arg;
+    if (d->db && rundb_event(d->db, now_us > d->t0 ? (int64_t)(now_us - d->t0) : 0, kind,
+                             subject, detail) != 0)
+        fprintf(stderr, "drill: could not record router event %s\n", kind);
+}
+
+/* The first timeline step that injects a fault, or -1. */
+static int rehearsal_first_fault(const struct scenario *s)
+{
+    size_t i;
+    for (i = 0; i < s->nsteps; i++)
+        if (!s->steps[i].clear) return (int)i;
+    return -1;
+}
+
+/* Starts the fakes, then the router aimed at them. */
+static int rehearsal_start(struct rehearsal *rh, struct drill *d, char *err, size_t errlen)
+{
+    const struct scenario *s = rh->s;
+    struct proxy_opts po;
+    size_t i;
+    int rc = -1;
+
+    rh->fakes_loop.base = event_base_new();
+    rh->router_loop.base = event_base_new();
+    rh->fakes = calloc(s->nproviders ? s->nproviders : 1, sizeof *rh->fakes);
+    rh->urls = calloc(s->nproviders ? s->nproviders : 1, sizeof *rh->urls);
+    if (!rh->fakes_loop.base || !rh->router_loop.base || !rh->fakes || !rh->urls) {
+        snprintf(err, errlen, "out of memory");
+        goto out;
+    }
+    for (i = 0; i < s->nproviders; i++) {
+        rh->fakes[i] = fake_new(rh->fakes_loop.base, &s->providers[i], err, errlen);
+        if (rh->fakes[i] == NULL) goto out;
+        rh->urls[i] = strdup(fake_url(rh->fakes[i]));
+        if (rh->urls[i] == NULL) {
+            snprintf(err, errlen, "out of memory");
+            goto out;
+        }
+    }
+    rh->cfg = runner_config_load(s, NULL, (const char *const *)rh->urls, err, errlen);
+    if (rh->cfg == NULL) goto out;
+    memset(&po, 0, sizeof po);
+    po.host = "127.0.0.1";
+    po.seed = s->seed;
+    po.on_event = drill_on_router_event;
+    po.event_arg = d;
+    rh->proxy = proxy_new(rh->router_loop.base, rh->cfg, &po, err, errlen);
+    if (rh->proxy == NULL) goto out;
+    snprintf(rh->target, sizeof rh->target, "http://127.0.0.1:%d", proxy_port(rh->proxy));
+    if (pthread_create(&rh->fakes_loop.th, NULL, drill_loop_main, &rh->fakes_loop) != 0) {
+        snprintf(err, errlen, "cannot start a thread");
+        goto out;
+    }
+    rh->fakes_loop.running = 1;
+    if (pthread_create(&rh->router_loop.th, NULL, drill_loop_main, &rh->router_loop) != 0) {
+        snprintf(err, errlen, "cannot start a thread");
+        goto out;
+    }
+    rh->router_loop.running = 1;
+    rc = 0;
+out:
+    return rc;
+}
+
+/* Stops and frees everything rehearsal_start made; safe on a partial start. */
+static void rehearsal_stop(struct rehearsal *rh)
+{
+    size_t i, n = rh->s ? rh->s->nproviders : 0;
+
+    for (i = 0; rh->fakes && i < n; i++)
+        if (rh->fakes[i]) fake_fault_clear(rh->fakes[i], -1);
+    drill_loop_stop(&rh->router_loop);
+    drill_loop_stop(&rh->fakes_loop);
+    proxy_free(rh->proxy);
+    rh->proxy = NULL;
+    router_config_free(rh->cfg);
+    rh->cfg = NULL;
+    for (i = 0; rh->fakes && i < n; i++) fake_free(rh->fakes[i]);
+    free(rh->fakes);
+    rh->fakes = NULL;
+    for (i = 0; rh->urls && i < n; i++) free(rh->urls[i]);
+    free(rh->urls);
+    rh->urls = NULL;
+    if (rh->router_loop.base) event_base_free(rh->router_loop.base);
+    if (rh->fakes_loop.base) event_base_free(rh->fakes_loop.base);
+    rh->router_loop.base = rh->fakes_loop.base = NULL;
+}
+
+/* "revoke_key on primary", "http_error status=503 on primary". */
+static void rehearsal_describe(const struct rehearsal *rh, char *out, size_t outlen)
+{
+    const struct scenario_step *st = &rh->s->steps[rh->step];
+    const struct fault_spec *f = &st->fault;
+    char extra[96] = "";
+
+    if (f->kind == FAULT_HTTP_ERROR) snprintf(extra, sizeof extra, " status=%d", f->status);
+    else if (f->kind == FAULT_SLOW_TTFT || f->kind == FAULT_SLOW_TOKENS)
+        snprintf(extra, sizeof extra, " ms=%g", f->ms);
+    else if (f->mode[0]) snprintf(extra, sizeof extra, " mode=%s", f->mode);
+    snprintf(out, outlen, "%s%s on %s", fault_kind_name(f->kind), extra,
+             rh->s->providers[st->provider].name);
+}
+
+/* --auto: injects the step's fault, held until rollback (a duration in the
+ * scenario does not apply: the drill lead calls the rollback). */
+static int rehearsal_inject(struct rehearsal *rh, struct drill *d)
+{
+    const struct scenario_step *st = &rh->s->steps[rh->step];
+    struct fault_spec f = st->fault;
+    char desc[192], det[256];
+
+    f.duration_s = 0;
+    rehearsal_describe(rh, desc, sizeof desc);
+    if (fake_fault_add(rh->fakes[st->provider], &f) != 0) {
+        printf("Tool: could not inject %s; ending the drill.\n", desc);
+        return -1;
+    }
+    rh->fault_on = 1;
+    snprintf(det, sizeof det, "drill --auto injected %s", desc);
+    drill_event(d, "fault_on", rh->s->providers[st->provider].name, det);
+    printf("Tool: injected %s (--auto).\n", desc);
+    fflush(stdout);
+    return 0;
+}
+
+static void rehearsal_clear(struct rehearsal *rh, struct drill *d, const char *why)
+{
+    const struct scenario_step *st;
+    char desc[192], det[256];
+
+    if (!rh->fault_on) return;
+    st = &rh->s->steps[rh->step];
+    fake_fault_clear(rh->fakes[st->provider], (int)st->fault.kind);
+    rh->fault_on = 0;
+    rehearsal_describe(rh, desc, sizeof desc);
+    snprintf(det, sizeof det, "drill --auto cleared %s (%s)", desc, why);
+    drill_event(d, "fault_off", rh->s->providers[st->provider].name, det);
+    printf("Tool: cleared %s.\n", desc);
+    fflush(stdout);
+}
+
+/* The run's meta: the SLO targets, and with a scenario its failover bound. */
+static char *drill_meta(const struct slofile *sf, const struct scenario *s)
+{
+    cJSON *root = cJSON_CreateObject(), *o;
+    char desc[256];
+    char *out = NULL;
+
+    if (root == NULL) return NULL;
+    if (s) snprintf(desc, sizeof desc, "Guided failover drill (rehearsal of %.200s)", s->name);
+    else snprintf(desc, sizeof desc, "Guided failover drill");
+    o = cJSON_AddObjectToObject(root, "scenario");
+    if (o == NULL || !cJSON_AddStringToObject(o, "name", "drill") ||
+        !cJSON_AddStringToObject(o, "description", desc))
+        goto out;
+    o = cJSON_AddObjectToObject(root, "slo");
+    if (o == NULL || !cJSON_AddNumberToObject(o, "success_rate", sf->t.success_rate) ||
+        !cJSON_AddNumberToObject(o, "p95_latency_s", sf->t.p95_latency_s) ||
+        !cJSON_AddNumberToObject(o, "avg_cost_usd", sf->t.avg_cost_usd) ||
+        !cJSON_AddNumberToObject(o, "window_days",
+                                 sf->t.window_days >= 0 ? sf->t.window_days : 30.0))
+        goto out;
+    if (sf->t.monthly_requests >= 0 &&
+        !cJSON_AddNumberToObject(o, "monthly_requests", sf->t.monthly_requests))
+        goto out;
+    if (s && s->expect.failover_within_s >= 0) {
+        o = cJSON_AddObjectToObject(root, "expect");
+        if (o == NULL ||
+            !cJSON_AddNumberToObject(o, "failover_within_s", s->expect.failover_within_s))
+            goto out;
+    }
+    out = cJSON_PrintUnformatted(root);
+out:
+    cJSON_Delete(root);
+    return out;
+}
+
 int cmd_drill(int argc, char **argv)
 {
     const char *target = NULL, *model = NULL, *key_env = NULL, *bypass = NULL, *plan = NULL;
-    const char *answers = NULL, *out = NULL, *key = NULL, *w;
+    const char *answers = NULL, *out = NULL, *key = NULL, *scen = NULL, *w = "eof";
     double rate = 5;
+    int rate_set = 0, autom = 0;
     struct drill d;
+    struct rehearsal rh;
     struct slofile sf;
     struct prompt_set ps = {0};
     struct run_metrics m;
-    char err[1024] = "", dir[PATH_MAX], dbp[PATH_MAX + 16], url[2048], meta[512], line[256];
+    char err[1024] = "", dir[PATH_MAX], dbp[PATH_MAX + 16], url[2048], line[256];
+    char *meta = NULL;
     int i, code = 2, have_m = 0, ended = 0;
     uint64_t fault_at = 0;
 
     memset(&d, 0, sizeof d);
+    memset(&rh, 0, sizeof rh);
     memset(&m, 0, sizeof m);
+    rh.step = -1;
     d.stop_below = 50;
     d.below_since = -1;
     pthread_mutex_init(&d.mu, NULL);
@@ -292,8 +553,7 @@ int cmd_drill(int argc, char **argv)
             code = 0;
             goto out;
         } else if (strcmp(a, "--auto") == 0) {
-            fprintf(stderr, "slodrill drill: --auto is not available yet; the operator induces the failure\n");
-            goto out;
+            autom = 1;
         } else if (v == NULL) {
             fprintf(stderr, "slodrill drill: '%s' needs a value, or is unknown\n", a);
             goto out;
@@ -304,6 +564,7 @@ int cmd_drill(int argc, char **argv)
         } else if (strcmp(a, "--plan") == 0) { plan = v; i++;
         } else if (strcmp(a, "--answers") == 0) { answers = v; i++;
         } else if (strcmp(a, "--out") == 0) { out = v; i++;
+        } else if (strcmp(a, "--scenario") == 0) { scen = v; i++;
         } else if (strcmp(a, "--rate") == 0 || strcmp(a, "--stop-below") == 0) {
             char *end;
             double x = strtod(v, &end);
@@ -311,15 +572,50 @@ int cmd_drill(int argc, char **argv)
                 fprintf(stderr, "slodrill drill: %s takes a positive number, not '%s'\n", a, v);
                 goto out;
             }
-            if (a[2] == 'r') rate = x;
-            else d.stop_below = x;
+            if (a[2] == 'r') {
+                rate = x;
+                rate_set = 1;
+            } else {
+                d.stop_below = x;
+            }
             i++;
         } else {
             fprintf(stderr, "slodrill drill: unknown option '%s'\n", a);
             goto out;
         }
     }
-    if (target == NULL || model == NULL) {
+    if (autom && scen == NULL) {
+        fprintf(stderr, "slodrill drill: --auto is for rehearsals only and needs --scenario FILE "
+                        "(fake providers and the built-in router it starts itself). On a real "
+                        "system the operator induces the failure: drop --auto.\n");
+        goto out;
+    }
+    if (scen && target) {
+        fprintf(stderr, "slodrill drill: --scenario starts its own router to drill against; "
+                        "drop --target (or drop --scenario to drill a real router)\n");
+        goto out;
+    }
+    if (scen) {
+        rh.s = scenario_load(scen, err, sizeof err);
+        if (rh.s == NULL) {
+            fprintf(stderr, "%s\n", err);
+            goto out;
+        }
+        if (rh.s->target || rh.s->router_config == NULL) {
+            fprintf(stderr, "%s: a rehearsal runs the built-in router; this scenario names a "
+                            "router target instead of a config\n", scen);
+            goto out;
+        }
+        rh.step = rehearsal_first_fault(rh.s);
+        if (autom && rh.step < 0) {
+            fprintf(stderr, "%s: --auto injects the scenario's first timeline fault, and its "
+                            "timeline injects none\n", scen);
+            goto out;
+        }
+        if (model == NULL) model = rh.s->model;
+        if (!rate_set && rh.s->rate > 0) rate = rh.s->rate;
+    }
+    if ((target == NULL && scen == NULL) || model == NULL) {
         fprintf(stderr, "slodrill drill: --target URL and --model ALIAS are required\n\n%s", drill_usage);
         goto out;
     }
@@ -335,6 +631,7 @@ int cmd_drill(int argc, char **argv)
     } else {
         memset(&sf, 0, sizeof sf);
         slo_targets_unset(&sf.t);
+        if (rh.s) sf.t = rh.s->slo;
     }
     if (sf.t.success_rate < 0) sf.t.success_rate = 99.5;
     if (sf.t.p95_latency_s < 0) sf.t.p95_latency_s = 2.5;
@@ -344,11 +641,10 @@ int cmd_drill(int argc, char **argv)
         fprintf(stderr, "slodrill drill: cannot read %s: %s\n", answers, strerror(errno));
         goto out;
     }
-    if (prompt_set_builtin(&ps) != 0) goto out;
-    {
-        size_t tl = strlen(target);
-        int v1 = tl >= 3 && strcmp(target + tl - 3, "/v1") == 0;
-        snprintf(url, sizeof url, "%s%s/chat/completions", target, v1 ? "" : "/v1");
+    if (rh.s && rh.s->prompts_file ? prompt_set_load(rh.s->prompts_file, &ps, err, sizeof err)
+                                   : prompt_set_builtin(&ps)) {
+        fprintf(stderr, "%s\n", err[0] ? err : "slodrill drill: out of memory");
+        goto out;
     }
     if (out) {
         snprintf(dir, sizeof dir, "%s", out);
@@ -362,18 +658,26 @@ int cmd_drill(int argc, char **argv)
         goto out;
     }
     snprintf(dbp, sizeof dbp, "%s/run.db", dir);
-    snprintf(meta, sizeof meta,
-             "{\"scenario\":{\"name\":\"drill\",\"description\":\"Guided failover drill\"},"
-             "\"slo\":{\"success_rate\":%g,\"p95_latency_s\":%g,\"avg_cost_usd\":%g%s%.0f}}",
-             sf.t.success_rate, sf.t.p95_latency_s, sf.t.avg_cost_usd,
-             sf.t.monthly_requests >= 0 ? ",\"monthly_requests\":" : ",\"window_days\":",
-             sf.t.monthly_requests >= 0 ? sf.t.monthly_requests : 30.0);
+    meta = drill_meta(&sf, rh.s);
     d.t0 = clock_mono_us() + 100000;
-    d.db = rundb_create(dbp, "drill", meta, clock_wall_us() + 100000, err, sizeof err);
+    d.db = meta ? rundb_create(dbp, "drill", meta, clock_wall_us() + 100000, err, sizeof err) : NULL;
     d.base = event_base_new();
     if (d.db == NULL || d.base == NULL) {
         fprintf(stderr, "slodrill drill: %s\n", err[0] ? err : "out of memory");
         goto out;
+    }
+    if (rh.s) {
+        if (rehearsal_start(&rh, &d, err, sizeof err) != 0) {
+            fprintf(stderr, "slodrill drill: %s\n", err);
+            goto out;
+        }
+        target = rh.target;
+        if (key == NULL) key = rh.s->api_key ? rh.s->api_key : router_config_master_key(rh.cfg);
+    }
+    {
+        size_t tl = strlen(target);
+        int v1 = tl >= 3 && strcmp(target + tl - 3, "/v1") == 0;
+        snprintf(url, sizeof url, "%s%s/chat/completions", target, v1 ? "" : "/v1");
     }
     {
         struct loadgen_opts lo;
@@ -385,10 +689,15 @@ int cmd_drill(int argc, char **argv)
         lo.rate = rate;
         lo.arrival = ARRIVAL_CONSTANT;
         lo.duration_s = 45 * 60; /* the drill ends it sooner */
-        lo.stream = 1;
+        lo.stream = rh.s ? rh.s->stream : 1;
         lo.prompts = &ps;
-        lo.seed = 1;
-        lo.timeout_s = 30;
+        lo.seed = rh.s ? rh.s->seed : 1;
+        lo.timeout_s = rh.s && rh.s->timeout_s > 0 ? rh.s->timeout_s : 30;
+        if (rh.s) {
+            lo.max_tokens = rh.s->max_tokens;
+            lo.headers = rh.s->headers;
+            lo.nheaders = rh.s->nheaders;
+        }
         lo.db = d.db;
         lo.t0_mono_us = d.t0;
         d.lg = loadgen_new(d.base, &lo, drill_on_done, &d, err, sizeof err);
@@ -401,12 +710,19 @@ int cmd_drill(int argc, char **argv)
     }
     if (pthread_create(&d.th, NULL, drill_loop, &d) != 0) goto out;
     d.running = 1;
-    drill_event(&d, "run_start", "drill", target);
+    drill_event(&d, "run_start", "drill", rh.s ? rh.s->file : target);
 
     printf("Failover drill on %s (alias %s), steady load %g/s. Run DB: %s\n"
            "Roles: drill lead (DL) runs the clock and calls rollback; operator flips keys or\n"
            "firewall rules and watches; scribe types 'note TEXT' at any prompt.\n",
            target, model, rate, dbp);
+    if (rh.s) {
+        size_t k;
+        printf("Rehearsal of %s: the built-in router and these fake providers run here.\n",
+               rh.s->name);
+        for (k = 0; k < rh.s->nproviders; k++)
+            printf("  %-12s %s\n", rh.s->providers[k].name, rh.urls[k]);
+    }
     drill_phase(&d, "pre-checks", "5 min",
                 "DL: open the on-call channel with \"Failover drill (non-customer impacting)\".\n"
                 "Baseline figures follow. Confirm the bypass path answers");
@@ -415,25 +731,46 @@ int cmd_drill(int argc, char **argv)
     if (bypass) drill_bypass(&d, bypass, key, model, 1);
     w = drill_wait(&d, "pre-checks", 0, 5 * 60);
     if (strcmp(w, "done") != 0) goto end;
-    drill_phase(&d, "induce-failure", "5-10 min",
-                "Operator, choose one and say done when it is in place:\n"
-                "  A (preferred) revoke or rotate the primary provider's key in the router\n"
-                "  B block egress to the primary's API base for 10 minutes\n"
-                "  C lower stream_timeout on the primary to 10-50 ms\n");
-    w = drill_wait(&d, "induce-failure", 0, 10 * 60);
-    if (strcmp(w, "done") != 0) goto end;
+    if (autom) {
+        char desc[192];
+        rehearsal_describe(&rh, desc, sizeof desc);
+        drill_phase(&d, "induce-failure", "5-10 min", "");
+        printf("Rehearsal (--auto): the tool induces the failure itself: %s.\n", desc);
+        fflush(stdout);
+        if (rehearsal_inject(&rh, &d) != 0) {
+            w = "abort";
+            goto end;
+        }
+    } else {
+        drill_phase(&d, "induce-failure", "5-10 min",
+                    "Operator, choose one and say done when it is in place:\n"
+                    "  A (preferred) revoke or rotate the primary provider's key in the router\n"
+                    "  B block egress to the primary's API base for 10 minutes\n"
+                    "  C lower stream_timeout on the primary to 10-50 ms\n");
+        if (rh.s && rh.s->nproviders)
+            printf("Rehearsal: for A, slodrill fault add %s revoke_key\n", rh.urls[0]);
+        w = drill_wait(&d, "induce-failure", 0, 10 * 60);
+        if (strcmp(w, "done") != 0) goto end;
+    }
     fault_at = clock_mono_us();
-    drill_event(&d, "fault_on", "primary", "operator induced the failure");
+    if (!autom) drill_event(&d, "fault_on", "primary", "operator induced the failure");
     drill_phase(&d, "watch-failover", "live",
                 "Watch who serves, SR and p95. Type rollback when the DL calls it.\n");
     w = drill_wait(&d, "watch-failover", fault_at, 0);
     if (strcmp(w, "abort") == 0 || strcmp(w, "eof") == 0) goto end;
-    drill_phase(&d, "rollback", "2 min",
-                "Operator: restore the key or remove the rule; clear manual cooldowns; redeploy\n"
-                "the router config if edited. Type done when health checks are green.\n");
+    if (autom) {
+        drill_phase(&d, "rollback", "2 min", "");
+        rehearsal_clear(&rh, &d, "rollback");
+        printf("Clear manual cooldowns if any; type done when health checks are green.\n");
+        fflush(stdout);
+    } else {
+        drill_phase(&d, "rollback", "2 min",
+                    "Operator: restore the key or remove the rule; clear manual cooldowns; redeploy\n"
+                    "the router config if edited. Type done when health checks are green.\n");
+    }
     w = drill_wait(&d, "rollback", fault_at, 2 * 60);
     if (strcmp(w, "done") != 0) goto end;
-    drill_event(&d, "fault_off", "primary", "operator rolled back");
+    if (!autom) drill_event(&d, "fault_off", "primary", "operator rolled back");
     drill_phase(&d, "verification", "8-12 min",
                 "Watching the recovery. The bypass path gets 10 requests (with --bypass-url);\n"
                 "confirm parity, file issues for broken env vars, stale keys or missing\n"
@@ -447,10 +784,23 @@ end:
                                                                     : "the drill was aborted");
         d.stopped = 1;
     }
-    drill_phase(&d, "closeout", "3 min", "Stopping the load and writing the closeout.\n");
-    event_base_once(d.base, -1, EV_TIMEOUT, drill_on_stop, &d, NULL);
+    rehearsal_clear(&rh, &d, "the drill ended");
+    drill_phase(&d, "closeout", "3 min", "");
+    if (d.stopped) {
+        printf("Stopping the load (requests in flight are cut) and writing the closeout.\n");
+        event_base_once(d.base, -1, EV_TIMEOUT, drill_on_stop, &d, NULL);
+    } else {
+        pthread_mutex_lock(&d.mu);
+        printf("Stopping the load: %llu requests in flight may finish (at most %.0f s), then "
+               "the closeout.\n", (unsigned long long)d.snap.inflight,
+               rh.s && rh.s->timeout_s > 0 ? rh.s->timeout_s : 30.0);
+        pthread_mutex_unlock(&d.mu);
+        event_base_once(d.base, -1, EV_TIMEOUT, drill_on_drain, &d, NULL);
+    }
+    fflush(stdout);
     pthread_join(d.th, NULL);
     d.running = 0;
+    rehearsal_stop(&rh); /* the router's events are in; nothing writes the DB after this */
     drill_event(&d, "run_end", "drill", d.stopped ? "stopped" : "complete");
     if (rundb_finish(d.db, d.stopped ? "aborted" : "complete", drill_now(&d)) != 0)
         fprintf(stderr, "drill: some rows were lost\n");
@@ -469,6 +819,7 @@ out:
         event_base_once(d.base, -1, EV_TIMEOUT, drill_on_stop, &d, NULL);
         pthread_join(d.th, NULL);
     }
+    rehearsal_stop(&rh);
     if (d.tick) event_free(d.tick);
     if (d.lg) loadgen_free(d.lg);
     if (d.db) rundb_close(d.db);
@@ -476,6 +827,8 @@ out:
     if (d.in && d.in != stdin) fclose(d.in);
     if (have_m) slo_metrics_free(&m);
     prompt_set_free(&ps);
+    scenario_free(rh.s);
+    free(meta);
     pthread_mutex_destroy(&d.mu);
     return code;
 }

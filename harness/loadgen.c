@@ -115,6 +115,8 @@ struct loadgen {
     int64_t next_intended_us;
     int sched_over;
     int stopped;
+    int draining;                /* loadgen_drain: no new starts, in-flight ones finish */
+    struct event *drain_ev;      /* the drain's deadline: cut what is left */
     int done_fired;
     uint64_t rng_arrival, rng_prompt;
 
@@ -433,6 +435,7 @@ static void lg_check_done(struct loadgen *lg)
 {
     if (lg->done_fired || lg->inflight || !(lg->sched_over || lg->stopped)) return;
     lg->done_fired = 1;
+    if (lg->drain_ev) event_del(lg->drain_ev); /* nothing left to cut */
     event_active(lg->done_ev, EV_TIMEOUT, 1);
 }
 
@@ -1191,6 +1194,42 @@ out:
     return ret;
 }
 
+static void lg_on_drain_deadline(evutil_socket_t fd, short what, void *arg)
+{
+    struct loadgen *lg = arg;
+
+    UNUSED(fd);
+    UNUSED(what);
+    log_warn(LG_TAG, "%llu requests still running %.1f s after the drain began: cut",
+             (unsigned long long)lg->st.inflight, lg->o.timeout_s + 1);
+    loadgen_stop(lg); /* a timer of our own, not curl's callbacks: allowed */
+}
+
+void loadgen_drain(struct loadgen *lg)
+{
+    double d;
+    struct timeval tv;
+
+    if (!lg || lg->stopped || lg->draining) return;
+    lg->draining = 1;
+    lg->sched_over = 1; /* no further starts, open or closed loop */
+    if (lg->timer) event_del(lg->timer);
+    /* curl's own CURLOPT_TIMEOUT_MS ends every transfer within timeout_s of
+     * its start; the deadline is the backstop should one outlive it. */
+    if (lg->inflight) {
+        lg->drain_ev = evtimer_new(lg->base, lg_on_drain_deadline, lg);
+        d = lg->o.timeout_s + 1;
+        tv.tv_sec = (time_t)d;
+        tv.tv_usec = (suseconds_t)((d - (double)tv.tv_sec) * 1e6);
+        if (!lg->drain_ev || evtimer_add(lg->drain_ev, &tv) != 0) {
+            log_warn(LG_TAG, "out of memory: the drain cuts what is in flight now");
+            loadgen_stop(lg);
+            return;
+        }
+    }
+    lg_check_done(lg);
+}
+
 void loadgen_stop(struct loadgen *lg)
 {
     int64_t now;
@@ -1198,6 +1237,7 @@ void loadgen_stop(struct loadgen *lg)
     if (!lg || lg->stopped) return;
     lg->stopped = 1;
     if (lg->timer) event_del(lg->timer);
+    if (lg->drain_ev) event_del(lg->drain_ev);
     now = lg_now(lg);
     while (lg->inflight) {
         struct lg_req *q = lg->inflight;
@@ -1276,6 +1316,7 @@ void loadgen_free(struct loadgen *lg)
     if (lg->timer) event_free(lg->timer); /* deletes it first */
     if (lg->tfd >= 0) close(lg->tfd);
     if (lg->done_ev) event_free(lg->done_ev);
+    if (lg->drain_ev) event_free(lg->drain_ev);
     while (lg->inflight) { /* not recorded: call loadgen_stop first for that */
         struct lg_req *q = lg->inflight;
 

@@ -154,7 +154,7 @@ struct loadgen;
  * The schedule starts at opts->t0_mono_us (0 = now). Creates its own curlev
  * on base. on_done (may be NULL) is called once, on the loop, on a turn of
  * its own (it may call loadgen_free), when the schedule is over (or
- * loadgen_stop was called) and every request has finished. NULL on bad
+ * loadgen_stop or loadgen_drain was called) and every request has finished. NULL on bad
  * options with the reason in err. Caller frees with loadgen_free. */
 struct loadgen *loadgen_new(struct event_base *base, const struct loadgen_opts *opts,
                             void (*on_done)(void *arg), void *arg, char *err,
@@ -163,6 +163,13 @@ struct loadgen *loadgen_new(struct event_base *base, const struct loadgen_opts *
  * error "aborted". on_done follows on a later loop turn. Not from inside the
  * generator's own callbacks; calling it twice does nothing. */
 void loadgen_stop(struct loadgen *lg);
+/* Ends the load on purpose, gently: stops scheduling new requests and lets
+ * the ones in flight finish and be recorded as they end (on_done follows the
+ * last one). Bounded by the per-request timeout: whatever is still running
+ * timeout_s + 1 s later is cut as loadgen_stop cuts it. Same calling rules as
+ * loadgen_stop; loadgen_stop after a drain cuts what is left at once; a drain
+ * after a stop, or a second drain, does nothing. */
+void loadgen_drain(struct loadgen *lg);
 void loadgen_get_stats(const struct loadgen *lg, struct loadgen_stats *out);
 /* Frees everything. Requests still running are cancelled WITHOUT a record:
  * call loadgen_stop first to record them (and before closing the run DB).

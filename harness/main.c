@@ -67,7 +67,8 @@ static const char usage_run[] =
     "            3 stopped by the scenario's stop_if rule, 130 interrupted.\n";
 
 static const char usage_gate[] =
-    "usage: slodrill gate CONFIG [SCENARIO...] [--junit FILE] [--out DIR] [--jobs N] [--quiet]\n"
+    "usage: slodrill gate CONFIG [SCENARIO...] [--baseline OLD_CONFIG] [--junit FILE] [--out DIR]\n"
+    "                     [--jobs N] [--quiet]\n"
     "\n"
     "Runs the LiteLLM-style CONFIG, unchanged, in the built-in router through\n"
     "each scenario (default: every scenarios/gate/*.yaml), with provider URLs and\n"
@@ -75,6 +76,12 @@ static const char usage_gate[] =
     "declares. Prints one verdict row per scenario and writes JUnit XML.\n"
     "Everything is checked before anything runs.\n"
     "\n"
+    "  --baseline OLD_CONFIG\n"
+    "                also run every scenario with the old config (same seeds) and show\n"
+    "                TTF, TTR, p95, SR and average cost side by side, old -> new with\n"
+    "                the change; reports under <out>/candidate/ and <out>/baseline/.\n"
+    "                The verdict, exit code and JUnit cases are CONFIG's; JUnit\n"
+    "                suites carry the baseline's figures as properties\n"
     "  --junit FILE  where to write JUnit XML (default: <out>/junit.xml)\n"
     "  --out DIR     folder for the runs (default: runs/gate-<UTC time>)\n"
     "  --jobs N      scenarios run at once, each on its own ports (default 4)\n"
@@ -209,6 +216,8 @@ int cmd_gate(int argc, char **argv)
             goto out;
         } else if (strcmp(argv[a], "--junit") == 0 && a + 1 < argc) {
             o.junit = argv[++a];
+        } else if (strcmp(argv[a], "--baseline") == 0 && a + 1 < argc) {
+            o.baseline = argv[++a];
         } else if (strcmp(argv[a], "--out") == 0 && a + 1 < argc) {
             o.out_dir = argv[++a];
         } else if (strcmp(argv[a], "--jobs") == 0 && a + 1 < argc) {

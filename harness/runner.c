@@ -120,6 +120,23 @@ out:
     return rc;
 }
 
+struct router_config *runner_config_load(const struct scenario *s, const char *config,
+                                         const char *const *urls, char *err, size_t errlen)
+{
+    struct env_map m = {0};
+    struct router_config *cfg = NULL;
+
+    if (env_expand(s, urls, &m) != 0) {
+        snprintf(err, errlen, "out of memory");
+        goto out;
+    }
+    cfg = router_config_load(config ? config : s->router_config, env_lookup, &m, warn_config,
+                             NULL, err, errlen);
+out:
+    env_free(&m);
+    return cfg;
+}
+
 /* ---- one run ---- */
 
 struct run;

@@ -61,6 +61,16 @@ int runner_run(const struct scenario *s, const struct run_opts *o, struct run_re
 int runner_check_config(const struct scenario *s, const char *config, char *err,
                         size_t errlen) WUR;
 
+struct router_config;
+
+/* Loads the router config (NULL: the scenario's own) with the scenario's
+ * router.env expanded for provider root URLs urls[i] (borrowed), as a run
+ * does; for callers that start the fakes and the router themselves (drill
+ * --auto). Caller frees with router_config_free. NULL with the reason in err. */
+struct router_config *runner_config_load(const struct scenario *s, const char *config,
+                                         const char *const *urls, char *err,
+                                         size_t errlen) WUR;
+
 /* The signal that interrupted the last run, or 0. */
 int runner_interrupted(void);
 

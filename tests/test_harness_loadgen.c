@@ -53,6 +53,7 @@ struct sctx {
     struct evhttp_request *req;
     struct event *timer;
     int cut;     /* 1: end without [DONE]; 2: reset the connection; 3: error event */
+    int delay_ms; /* content this long after the role chunk (default 50) */
 };
 
 static const char ROLE_CHUNK[] =
@@ -128,6 +129,10 @@ static void srv_on_role_sent(struct evhttp_connection *evcon, void *arg)
     struct timeval tv = {0, 50000};
 
     (void)evcon;
+    if (c->delay_ms > 0) {
+        tv.tv_sec = c->delay_ms / 1000;
+        tv.tv_usec = (c->delay_ms % 1000) * 1000;
+    }
     if (!evtimer_pending(c->timer, NULL)) evtimer_add(c->timer, &tv);
 }
 
@@ -229,6 +234,7 @@ static void srv_handler(struct evhttp_request *req, void *arg)
     c->req = req;
     c->cut = strcmp(mode, "cut") == 0 ? 1 : strcmp(mode, "reset") == 0 ? 2
              : strcmp(mode, "errev") == 0 ? 3 : 0;
+    c->delay_ms = strcmp(mode, "slow") == 0 ? 400 : 0;
     evhttp_add_header(out, "Content-Type", "text/event-stream; charset=utf-8");
     evhttp_add_header(out, "x-slodrill-provider", "fake-a");
     evhttp_add_header(out, "x-slodrill-deployment", "dep-a1");
@@ -298,6 +304,8 @@ struct run {
     struct loadgen *lg;
     int done;
     int stop_after_ms;   /* > 0: loadgen_stop at this time */
+    int drain_after_ms;  /* > 0: loadgen_drain at this time */
+    uint64_t done_mono_us; /* when on_done ran */
     struct loadgen_stats st;
 };
 
@@ -306,6 +314,7 @@ static void run_on_done(void *arg)
     struct run *r = arg;
 
     r->done = 1;
+    r->done_mono_us = clock_mono_us();
     loadgen_get_stats(r->lg, &r->st);
     loadgen_free(r->lg); /* allowed here: on_done runs on a loop turn of its own */
     r->lg = NULL;
@@ -319,6 +328,16 @@ static void run_on_stop(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     loadgen_stop(r->lg);
+}
+
+static void run_on_drain(evutil_socket_t fd, short what, void *arg)
+{
+    struct run *r = arg;
+
+    (void)fd;
+    (void)what;
+    loadgen_drain(r->lg);
+    loadgen_drain(r->lg); /* twice does nothing */
 }
 
 static void run_on_guard(evutil_socket_t fd, short what, void *arg)
@@ -345,7 +364,7 @@ static struct run_data *run_load(struct srv *s, const struct loadgen_opts *o, st
     struct loadgen_opts lo = *o;
     struct rundb *db;
     struct run_data *d;
-    struct event *stop_ev = NULL, *guard;
+    struct event *stop_ev = NULL, *drain_ev = NULL, *guard;
     struct timeval gtv = {10, 0};
 
     if (!lo.prompts) {
@@ -369,6 +388,11 @@ static struct run_data *run_load(struct srv *s, const struct loadgen_opts *o, st
         stop_ev = evtimer_new(r->base, run_on_stop, r);
         evtimer_add(stop_ev, &tv);
     }
+    if (r->drain_after_ms > 0) {
+        struct timeval tv = {r->drain_after_ms / 1000, (r->drain_after_ms % 1000) * 1000};
+        drain_ev = evtimer_new(r->base, run_on_drain, r);
+        evtimer_add(drain_ev, &tv);
+    }
     guard = evtimer_new(r->base, run_on_guard, r);
     evtimer_add(guard, &gtv);
     event_base_dispatch(r->base);
@@ -383,6 +407,7 @@ static struct run_data *run_load(struct srv *s, const struct loadgen_opts *o, st
     loadgen_free(r->lg);
     r->lg = NULL;
     if (stop_ev) event_free(stop_ev);
+    if (drain_ev) event_free(drain_ev);
     event_free(guard);
     event_base_free(r->base);
     assert_int_equal(rundb_finish(db, "complete", 0), 0);
@@ -1053,6 +1078,119 @@ static void test_closed_loop(void **state)
     srv_stop(s);
 }
 
+/* A drain at 500 ms of a 10 s schedule whose answers take 450 ms: nothing
+ * starts after it, the requests in flight end normally (none "aborted"),
+ * and the generator is done soon after the last of them. */
+static void test_drain(void **state)
+{
+    struct srv *s = srv_start();
+    struct loadgen_header hdrs[] = {{"x-test-mode", "slow"}};
+    struct loadgen_opts o;
+    struct run r;
+    struct run_data *d;
+    size_t i, after_drain = 0;
+    uint64_t t0;
+
+    (void)state;
+    memset(&o, 0, sizeof o);
+    memset(&r, 0, sizeof r);
+    o.rate = 20;
+    o.duration_s = 10;
+    o.stream = 1;
+    o.headers = hdrs;
+    o.nheaders = 1;
+    r.drain_after_ms = 520; /* the schedule starts 20 ms in: 10 or 11 requests due */
+    t0 = clock_mono_us();
+    d = run_load(s, &o, &r);
+    assert_true(d->nreq >= 9 && d->nreq <= 12);
+    for (i = 0; i < d->nreq; i++) {
+        const struct req_record *q = &d->req[i];
+
+        assert_int_equal(q->outcome, OUTCOME_OK);
+        assert_string_equal(q->error, "");
+        assert_true(q->intended_us <= 510000);
+        assert_true(q->first_token_us > q->started_us);
+        if (q->end_us > 510000) after_drain++;
+    }
+    assert_true(after_drain >= 5); /* in flight at the drain, and let finish */
+    assert_int_equal(r.st.failed, 0);
+    assert_int_equal(r.st.inflight, 0);
+    assert_int_equal(r.st.done, d->nreq);
+    if (!under_valgrind) assert_true(r.done_mono_us - t0 < 2000000);
+    rundb_data_free(d);
+    srv_stop(s);
+}
+
+/* A drain waits at most for the per-request timeout: requests that never
+ * answer end as timeouts (curl's own), not as "aborted", and the generator
+ * is done about timeout_s after the drain. */
+static void test_drain_bounded(void **state)
+{
+    struct srv *s = srv_start();
+    struct loadgen_header hdrs[] = {{"x-test-mode", "hang"}};
+    struct loadgen_opts o;
+    struct run r;
+    struct run_data *d;
+    size_t i;
+    uint64_t t0;
+
+    (void)state;
+    memset(&o, 0, sizeof o);
+    memset(&r, 0, sizeof r);
+    o.rate = 10;
+    o.duration_s = 10;
+    o.stream = 1;
+    o.headers = hdrs;
+    o.nheaders = 1;
+    o.timeout_s = 0.4;
+    r.drain_after_ms = 270; /* requests at 0, 100 and 200 ms are running */
+    t0 = clock_mono_us();
+    d = run_load(s, &o, &r);
+    assert_int_equal(d->nreq, 3);
+    for (i = 0; i < d->nreq; i++) {
+        assert_int_equal(d->req[i].outcome, OUTCOME_TIMEOUT);
+        assert_string_equal(d->req[i].error, "timeout after 0.4 s (before the first token)");
+    }
+    if (!under_valgrind) {
+        assert_true(r.done_mono_us - t0 >= 600000);  /* the last one's timeout */
+        assert_true(r.done_mono_us - t0 < 1500000);
+    }
+    rundb_data_free(d);
+    srv_stop(s);
+}
+
+/* A stop after a drain cuts what is still running at once. */
+static void test_drain_then_stop(void **state)
+{
+    struct srv *s = srv_start();
+    struct loadgen_header hdrs[] = {{"x-test-mode", "hang"}};
+    struct loadgen_opts o;
+    struct run r;
+    struct run_data *d;
+    size_t i;
+
+    (void)state;
+    memset(&o, 0, sizeof o);
+    memset(&r, 0, sizeof r);
+    o.rate = 10;
+    o.duration_s = 10;
+    o.stream = 1;
+    o.headers = hdrs;
+    o.nheaders = 1;
+    o.timeout_s = 5;
+    r.drain_after_ms = 170;
+    r.stop_after_ms = 400;
+    d = run_load(s, &o, &r);
+    assert_int_equal(d->nreq, 2);
+    for (i = 0; i < d->nreq; i++) {
+        assert_string_equal(d->req[i].error, "aborted");
+        assert_true(d->req[i].end_us >= 350000 && d->req[i].end_us < 1000000);
+    }
+    assert_true(r.done);
+    rundb_data_free(d);
+    srv_stop(s);
+}
+
 static void test_bad_schedules(void **state)
 {
     struct event_base *base = event_base_new();
@@ -1105,6 +1243,9 @@ int main(void)
         cmocka_unit_test(test_steps_schedule),
         cmocka_unit_test(test_closed_loop),
         cmocka_unit_test(test_bad_schedules),
+        cmocka_unit_test(test_drain),
+        cmocka_unit_test(test_drain_bounded),
+        cmocka_unit_test(test_drain_then_stop),
     };
     int rc;
 
