@@ -21,8 +21,11 @@
 #include <string.h>
 
 
-/* The router's histogram buckets (router/metrics.c); the test's series use
- * the same so the rules see what production would. */
+/* The router's histogram buckets (router/metrics.c, docs/reports.md); the
+ * test's series use the same so the rules see what production would. The
+ * series names below are the router's edge series, written out here and
+ * there (the two modules share no header): tests/e2e_alerts.sh runs these
+ * rules over a real scrape. */
 static const double alerts_le[] = {0.05, 0.1, 0.25, 0.5, 1, 1.5, 2, 2.5, 5, 10, 30, 60};
 #define NLE (sizeof alerts_le / sizeof alerts_le[0])
 #define FAIL_RE "retryable_error|timeout|rate_limited"
@@ -189,8 +192,9 @@ int alerts_write_rules(FILE *f, const struct alerts_spec *s, const char *source,
         return -1;
     }
     fprintf(f, "# Prometheus alerting rules for SLO \"%s\", written by slodrill alerts from %s.\n"
-               "# Series (the router's /metrics): slodrill_requests_total{outcome},\n"
-               "# slodrill_time_to_first_token_seconds_bucket{le}, slodrill_cost_usd_total.\n"
+               "# Series (the router's /metrics, the edge: one count per client request):\n"
+               "# slodrill_requests_total{outcome}, slodrill_time_to_first_token_seconds_bucket{le},\n"
+               "# slodrill_cost_usd_total; other labels (alias) are summed away.\n"
                "# Failures are outcomes " FAIL_RE ". Burn-rate pairs from the\n"
                "# Google SRE workbook (14.4x over 1h and 5m; 6x over 6h and 30m, for a 30-day "
                "window).\n"

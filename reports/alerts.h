@@ -1,8 +1,11 @@
 /* alerts.h -- Prometheus alerting rules for an SLO, and a promtool test built from a run.
  *
- * The rules watch the series the router exports at /metrics
- * (docs/reports.md lists them): slodrill_requests_total{outcome},
- * slodrill_time_to_first_token_seconds_bucket{le}, slodrill_cost_usd_total.
+ * The rules watch the edge series the router exports at /metrics
+ * (docs/reports.md lists them): slodrill_requests_total{alias,outcome} (client
+ * requests, once each, outcomes as the run DB names them),
+ * slodrill_time_to_first_token_seconds_bucket{alias,le}, slodrill_cost_usd_total{alias};
+ * every label but outcome and le is summed away. The router shares no code
+ * with this file: tests/e2e_alerts.sh checks the rules against a real scrape.
  * With a run DB, alerts_write_test turns the run into those series (each
  * second of the run becomes one minute of series) and predicts, with the
  * evaluation rules of Prometheus 2 (rate's extrapolation, histogram_quantile's

@@ -2,7 +2,9 @@
  *
  * DESIGN: requests go out as Messages bodies (system messages become the
  * top-level system string, everything else user/assistant messages with
- * string content, max_tokens always present); answers, errors and stream
+ * string content, max_tokens always present; where prompt caching is
+ * configured, the marked system prompt or message becomes one text block
+ * with cache_control, up to the API's 4); answers, errors and stream
  * events come back as the OpenAI objects a Chat Completions client expects.
  * Wire facts: /work/shared/reference/providers.md and Anthropic's Messages
  * API docs ("Streaming Messages": message_start, content_block_start,
@@ -16,6 +18,7 @@
 #include <string.h>
 
 #include "common/buf.h"
+#include "common/yamlx.h"
 
 #define ANT_MAX_TEXT (8u << 20) /* one message's flattened text */
 
@@ -73,13 +76,213 @@ static int ant_flatten(const cJSON *content, struct buf *out)
     return 0;
 }
 
-char *anthropic_request(const cJSON *openai, const char *model, char *err, size_t errlen)
+/* ---- prompt caching on the way out ---- */
+
+int anthropic_cache_points_parse(const struct ynode *list, struct anthropic_cache_point **out,
+                                 size_t *nout, char *err, size_t errlen)
 {
-    cJSON *out = NULL, *msgs = NULL;
+    static const char *const keys[] = {"location", "role", "index", "control", NULL};
+    static const char *const ckeys[] = {"type", "ttl", NULL};
+    struct anthropic_cache_point *v = NULL;
+    size_t i;
+    int rc = -1;
+
+    *out = NULL;
+    *nout = 0;
+    if (list->type != YNODE_SEQ || list->n == 0) {
+        yamlx_error(err, errlen, list,
+                    "cache_control_injection_points must be a list, e.g. "
+                    "[{location: message, role: system}]");
+        goto out;
+    }
+    if (list->n > ANTHROPIC_MAX_CACHE_POINTS) {
+        yamlx_error(err, errlen, list, "cache_control_injection_points has %zu entries; at most %d",
+                    list->n, ANTHROPIC_MAX_CACHE_POINTS);
+        goto out;
+    }
+    if (!(v = calloc(list->n, sizeof *v))) {
+        yamlx_error(err, errlen, list, "out of memory");
+        goto out;
+    }
+    for (i = 0; i < list->n; i++) {
+        const struct ynode *e = list->items[i], *x, *c;
+        struct anthropic_cache_point *p = &v[i];
+        const char *s;
+
+        if (e->type != YNODE_MAP) {
+            yamlx_error(err, errlen, e, "an injection point is a map, e.g. "
+                                        "{location: message, role: system}");
+            goto out;
+        }
+        if (yamlx_check_keys(e, keys, "a cache_control_injection_points entry", err, errlen) != 0)
+            goto out;
+        x = yamlx_get(e, "location");
+        if (!x || yamlx_string(x, &s, err, errlen) != 0 || strcmp(s, "message")) {
+            yamlx_error(err, errlen, x ? x : e,
+                        "location must be message (LiteLLM's only injection location)");
+            goto out;
+        }
+        if ((x = yamlx_get(e, "role"))) {
+            if (yamlx_string(x, &s, err, errlen) != 0)
+                goto out;
+            if (!strcmp(s, "system"))
+                p->role = ANTHROPIC_ROLE_SYSTEM;
+            else if (!strcmp(s, "user"))
+                p->role = ANTHROPIC_ROLE_USER;
+            else if (!strcmp(s, "assistant"))
+                p->role = ANTHROPIC_ROLE_ASSISTANT;
+            else {
+                yamlx_error(err, errlen, x, "role must be system, user or assistant (got '%s')",
+                            s);
+                goto out;
+            }
+        }
+        if ((x = yamlx_get(e, "index"))) {
+            if (yamlx_long(x, &p->index, err, errlen) != 0)
+                goto out;
+            p->has_index = 1;
+        }
+        if (p->role == ANTHROPIC_ROLE_ANY && !p->has_index) {
+            yamlx_error(err, errlen, e, "an injection point needs a role or an index, e.g. "
+                                        "role: system, or index: -1 (the last message)");
+            goto out;
+        }
+        if ((c = yamlx_get(e, "control"))) {
+            if (c->type != YNODE_MAP) {
+                yamlx_error(err, errlen, c, "control must be a map, e.g. {type: ephemeral, ttl: 1h}");
+                goto out;
+            }
+            if (yamlx_check_keys(c, ckeys, "control", err, errlen) != 0)
+                goto out;
+            if ((x = yamlx_get(c, "type")) &&
+                (yamlx_string(x, &s, err, errlen) != 0 || strcmp(s, "ephemeral"))) {
+                yamlx_error(err, errlen, x, "control.type must be ephemeral (the only cache type)");
+                goto out;
+            }
+            if ((x = yamlx_get(c, "ttl"))) {
+                if (yamlx_string(x, &s, err, errlen) != 0)
+                    goto out;
+                if (!strcmp(s, "1h"))
+                    p->ttl_1h = 1;
+                else if (strcmp(s, "5m")) {
+                    yamlx_error(err, errlen, x, "control.ttl must be 5m or 1h (got '%s')", s);
+                    goto out;
+                }
+            }
+        }
+    }
+    *out = v;
+    *nout = list->n;
+    v = NULL;
+    rc = 0;
+out:
+    free(v);
+    return rc;
+}
+
+/* An OpenAI role as an injection point names it. */
+static enum anthropic_role ant_role(const char *r)
+{
+    if (!strcmp(r, "system") || !strcmp(r, "developer"))
+        return ANTHROPIC_ROLE_SYSTEM;
+    if (!strcmp(r, "assistant"))
+        return ANTHROPIC_ROLE_ASSISTANT;
+    if (!strcmp(r, "user"))
+        return ANTHROPIC_ROLE_USER;
+    return ANTHROPIC_ROLE_ANY; /* tool and function results: only an index reaches them */
+}
+
+/* Whether client message i of n is a breakpoint: 0 no, 1 five minutes, 2
+ * one hour. From the configured points, and the client's own cache_control
+ * on a content part (kept, as LiteLLM passes it through). */
+static int ant_mark(const struct anthropic_opts *o, long i, long n, enum anthropic_role role,
+                    const cJSON *content)
+{
+    const cJSON *part;
+    int mark = 0;
+    size_t k;
+
+    for (k = 0; o && k < o->ncache; k++) {
+        const struct anthropic_cache_point *p = &o->cache[k];
+        long idx = p->index < 0 ? n + p->index : p->index;
+        if ((p->has_index && idx != i) || (p->role != ANTHROPIC_ROLE_ANY && p->role != role))
+            continue;
+        if ((p->ttl_1h ? 2 : 1) > mark)
+            mark = p->ttl_1h ? 2 : 1;
+    }
+    if (cJSON_IsArray(content)) {
+        cJSON_ArrayForEach(part, content)
+        {
+            const cJSON *cc = cJSON_GetObjectItemCaseSensitive(part, "cache_control");
+            const cJSON *ttl = cJSON_GetObjectItemCaseSensitive(cc, "ttl");
+            int m = cJSON_IsString(ttl) && !strcmp(ttl->valuestring, "1h") ? 2 : 1;
+            if (cJSON_IsObject(cc) && m > mark)
+                mark = m;
+        }
+    }
+    return mark;
+}
+
+/* [{"type":"text","text":text,"cache_control":{"type":"ephemeral"[,"ttl":"1h"]}}] */
+static cJSON *ant_cached_text(const char *text, int mark)
+{
+    cJSON *arr = cJSON_CreateArray(), *b = cJSON_CreateObject(), *cc = cJSON_CreateObject();
+    cJSON *ret = NULL;
+
+    if (!arr || !b || !cc || !cJSON_AddStringToObject(cc, "type", "ephemeral") ||
+        (mark == 2 && !cJSON_AddStringToObject(cc, "ttl", "1h")) ||
+        !cJSON_AddStringToObject(b, "type", "text") || !cJSON_AddStringToObject(b, "text", text))
+        goto out;
+    cJSON_AddItemToObject(b, "cache_control", cc);
+    cc = NULL;
+    cJSON_AddItemToArray(arr, b);
+    b = NULL;
+    ret = arr;
+    arr = NULL;
+out:
+    cJSON_Delete(cc);
+    cJSON_Delete(b);
+    cJSON_Delete(arr);
+    return ret;
+}
+
+/* Keeps at most ANTHROPIC_MAX_BREAKPOINTS marks (the system prompt's, then
+ * the latest messages'; the API refuses a fifth) and, as the API requires
+ * longer TTLs before shorter ones, makes every mark after a 5-minute one a
+ * 5-minute one. */
+static void ant_marks_fit(int *sys_mark, int *mark, size_t n)
+{
+    int budget = ANTHROPIC_MAX_BREAKPOINTS, short_seen = 0;
+    size_t j;
+
+    if (*sys_mark)
+        budget--;
+    for (j = n; j-- > 0;) {
+        if (mark[j] && budget > 0)
+            budget--;
+        else
+            mark[j] = 0;
+    }
+    short_seen = *sys_mark == 1;
+    for (j = 0; j < n; j++) {
+        if (mark[j] == 2 && short_seen)
+            mark[j] = 1;
+        if (mark[j] == 1)
+            short_seen = 1;
+    }
+}
+
+char *anthropic_request(const cJSON *openai, const char *model, const struct anthropic_opts *opts,
+                        char *err, size_t errlen)
+{
+    cJSON *out = NULL, *msgs = NULL, **am_of = NULL, *sys;
     const cJSON *in_msgs, *m, *v;
     struct buf system, text;
     char *s = NULL;
     double max_tokens = ANTHROPIC_DEFAULT_MAX_TOKENS;
+    int *mark = NULL, sys_mark = 0;
+    long i = 0, n;
+    size_t nout = 0, j;
 
     buf_init(&system, ANT_MAX_TEXT);
     buf_init(&text, ANT_MAX_TEXT);
@@ -88,6 +291,10 @@ char *anthropic_request(const cJSON *openai, const char *model, char *err, size_
         snprintf(err, errlen, "messages must be an array");
         goto out;
     }
+    n = cJSON_GetArraySize(in_msgs);
+    if (!(mark = calloc((size_t)n + 1, sizeof *mark)) ||
+        !(am_of = calloc((size_t)n + 1, sizeof *am_of)))
+        goto oom;
     if (!(out = cJSON_CreateObject()) || !cJSON_AddStringToObject(out, "model", model))
         goto oom;
     v = cJSON_GetObjectItemCaseSensitive(openai, "max_completion_tokens");
@@ -99,14 +306,15 @@ char *anthropic_request(const cJSON *openai, const char *model, char *err, size_
         goto oom;
     if (!(msgs = cJSON_CreateArray()))
         goto oom;
-    cJSON_ArrayForEach(m, in_msgs)
-    {
+    for (m = in_msgs->child; m; m = m->next, i++) {
         const cJSON *role = cJSON_GetObjectItemCaseSensitive(m, "role");
+        const cJSON *content = cJSON_GetObjectItemCaseSensitive(m, "content");
         const char *r = cJSON_IsString(role) ? role->valuestring : "user";
+        int mk = ant_mark(opts, i, n, ant_role(r), content);
         cJSON *am;
 
         buf_reset(&text);
-        if (ant_flatten(cJSON_GetObjectItemCaseSensitive(m, "content"), &text) != 0)
+        if (ant_flatten(content, &text) != 0)
             goto toolong;
         if (!text.len)
             continue; /* Anthropic rejects empty text content */
@@ -114,6 +322,8 @@ char *anthropic_request(const cJSON *openai, const char *model, char *err, size_
             if ((system.len && buf_puts(&system, "\n\n") != 0) ||
                 buf_append(&system, text.data, text.len) != 0)
                 goto toolong;
+            if (mk > sys_mark)
+                sys_mark = mk;
             continue;
         }
         /* tool and function results have no plain equivalent: sent as the user's words */
@@ -125,9 +335,31 @@ char *anthropic_request(const cJSON *openai, const char *model, char *err, size_
         if (!cJSON_AddStringToObject(am, "role", r) ||
             !cJSON_AddStringToObject(am, "content", text.data))
             goto oom;
+        am_of[nout] = am;
+        mark[nout++] = mk;
     }
-    if (system.len && !cJSON_AddStringToObject(out, "system", system.data))
-        goto oom;
+    if (!system.len)
+        sys_mark = 0;
+    ant_marks_fit(&sys_mark, mark, nout);
+    for (j = 0; j < nout; j++) {
+        const cJSON *c = cJSON_GetObjectItemCaseSensitive(am_of[j], "content");
+        cJSON *blocks;
+        if (!mark[j])
+            continue;
+        if (!(blocks = ant_cached_text(c->valuestring, mark[j])))
+            goto oom;
+        if (!cJSON_ReplaceItemInObjectCaseSensitive(am_of[j], "content", blocks)) {
+            cJSON_Delete(blocks);
+            goto oom;
+        }
+    }
+    if (system.len) {
+        /* the system prompt: a string, or one text block carrying the breakpoint */
+        sys = sys_mark ? ant_cached_text(system.data, sys_mark) : cJSON_CreateString(system.data);
+        if (!sys)
+            goto oom;
+        cJSON_AddItemToObject(out, "system", sys);
+    }
     cJSON_AddItemToObject(out, "messages", msgs);
     msgs = NULL;
     v = cJSON_GetObjectItemCaseSensitive(openai, "temperature");
@@ -177,6 +409,8 @@ toolong:
 oom:
     snprintf(err, errlen, "out of memory");
 out:
+    free(mark);
+    free(am_of);
     cJSON_Delete(msgs);
     cJSON_Delete(out);
     buf_cleanup(&system);
@@ -215,7 +449,10 @@ static void ant_take_usage(const cJSON *u, struct anthropic_usage *out)
     out->output = ant_num(u, "output_tokens", out->output);
 }
 
-/* The OpenAI usage object for u. NULL when out of memory. */
+/* The OpenAI usage object for u. NULL when out of memory. Cache reads are
+ * prompt_tokens_details.cached_tokens, as OpenAI reports its own; both
+ * cache figures also go out under Anthropic's names, as LiteLLM's usage
+ * carries them (a cache write costs more than plain input). */
 static cJSON *ant_usage_json(const struct anthropic_usage *u)
 {
     cJSON *o = cJSON_CreateObject(), *d;
@@ -226,7 +463,9 @@ static cJSON *ant_usage_json(const struct anthropic_usage *u)
         !cJSON_AddNumberToObject(o, "completion_tokens", (double)u->output) ||
         !cJSON_AddNumberToObject(o, "total_tokens", (double)(prompt + u->output)) ||
         !(d = cJSON_AddObjectToObject(o, "prompt_tokens_details")) ||
-        !cJSON_AddNumberToObject(d, "cached_tokens", (double)u->cache_read)) {
+        !cJSON_AddNumberToObject(d, "cached_tokens", (double)u->cache_read) ||
+        !cJSON_AddNumberToObject(o, "cache_creation_input_tokens", (double)u->cache_creation) ||
+        !cJSON_AddNumberToObject(o, "cache_read_input_tokens", (double)u->cache_read)) {
         cJSON_Delete(o);
         return NULL;
     }

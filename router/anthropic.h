@@ -12,9 +12,42 @@
 #include "common/compiler.h"
 
 struct cJSON;
+struct ynode;
 
 #define ANTHROPIC_VERSION "2023-06-01"
 #define ANTHROPIC_DEFAULT_MAX_TOKENS 1024
+#define ANTHROPIC_MAX_BREAKPOINTS 4   /* the API's limit of cache_control blocks a request */
+#define ANTHROPIC_MAX_CACHE_POINTS 16 /* injection points one deployment may list */
+
+/* Prompt caching: where the router places "cache_control": {"type":
+ * "ephemeral"} on the way out. One entry of LiteLLM's litellm_params
+ * cache_control_injection_points (location: message, role and/or index,
+ * optional control: {type: ephemeral, ttl: 5m|1h}). docs/routing.md. */
+enum anthropic_role {
+    ANTHROPIC_ROLE_ANY = 0, /* only index given */
+    ANTHROPIC_ROLE_SYSTEM,  /* system and developer messages: the system prompt */
+    ANTHROPIC_ROLE_USER,
+    ANTHROPIC_ROLE_ASSISTANT
+};
+
+struct anthropic_cache_point {
+    enum anthropic_role role;
+    int has_index;
+    long index; /* into the client's messages; negative counts from the end (-1: the last) */
+    int ttl_1h; /* control.ttl: 1h (else the default 5 minutes) */
+};
+
+/* Per-deployment translation options; NULL means none. */
+struct anthropic_opts {
+    const struct anthropic_cache_point *cache; /* borrowed */
+    size_t ncache;
+};
+
+/* Parses a cache_control_injection_points value (a YAML list, borrowed).
+ * *out is malloc'ed (caller frees with free), *nout its count. 0, or -1
+ * with "file:line:col: ..." in err. */
+int anthropic_cache_points_parse(const struct ynode *list, struct anthropic_cache_point **out,
+                                 size_t *nout, char *err, size_t errlen) WUR;
 
 /* Token counts as Anthropic reports them (input excludes the cache). */
 struct anthropic_usage {
@@ -26,10 +59,13 @@ struct anthropic_usage {
 char *anthropic_url(const char *api_base) WUR;
 
 /* An OpenAI chat request (borrowed) as a Messages request body for model.
- * Caller frees. NULL with err when the request cannot be expressed (out of
- * memory, or messages is not an array). */
-char *anthropic_request(const struct cJSON *openai, const char *model, char *err,
-                        size_t errlen) WUR;
+ * opts (borrowed, may be NULL): cache breakpoints to place. A client's own
+ * cache_control on a content part is kept too. At most
+ * ANTHROPIC_MAX_BREAKPOINTS are placed: the system prompt's first, then the
+ * latest messages'. Caller frees. NULL with err when the request cannot be
+ * expressed (out of memory, or messages is not an array). */
+char *anthropic_request(const struct cJSON *openai, const char *model,
+                        const struct anthropic_opts *opts, char *err, size_t errlen) WUR;
 
 /* A Messages answer as an OpenAI chat.completion object; created is the Unix
  * time to report. *u receives the usage. NULL when body is not a Messages

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "common/yamlx.h"
+#include "router/kv.h"
 
 #define BUDGET_MAX_ENTRIES 4096
 #define BUDGET_DEFAULT_OUT 1024 /* output assumed when the client sets no max_tokens */
@@ -46,6 +47,7 @@ void budget_config_free(struct budget_config *cfg)
         return;
     free(cfg->ledger);
     free(cfg->webhook);
+    free(cfg->redis_url);
     for (i = 0; i < cfg->nfeatures; i++) {
         free(cfg->features[i].name);
         free(cfg->features[i].cheaper_alias);
@@ -194,7 +196,7 @@ static int budget_caps_parse(const struct ynode *n, const char *what, int tenant
 struct budget_config *budget_config_parse(const struct ynode *n, char *err, size_t errlen)
 {
     static const char *const known[] = {"ledger", "webhook", "features", "tenants", "users",
-                                        NULL};
+                                        "backend", "url", NULL};
     struct budget_config *cfg = NULL, *ret = NULL;
     const struct ynode *x;
     size_t i;
@@ -216,6 +218,32 @@ struct budget_config *budget_config_parse(const struct ynode *n, char *err, size
         goto out;
     if (!cfg->ledger && !(cfg->ledger = budget_strdup("slodrill-ledger.db"))) {
         yamlx_error(err, errlen, n, "out of memory");
+        goto out;
+    }
+    if ((x = yamlx_get(n, "backend"))) {
+        const char *b = x->type == YNODE_SCALAR && x->scalar ? x->scalar : "";
+        if (strcmp(b, "sqlite") && strcmp(b, "redis")) {
+            yamlx_error(err, errlen, x, "budgets backend '%s' is unknown; use sqlite or redis", b);
+            goto out;
+        }
+        if (!strcmp(b, "redis")) {
+            const struct ynode *u = yamlx_get(n, "url");
+            char uerr[320];
+            struct kv_url parsed;
+            if (u && budget_dup(u, &cfg->redis_url, err, errlen) != 0)
+                goto out;
+            if (!u && !(cfg->redis_url = budget_strdup("redis://127.0.0.1:6379/0"))) {
+                yamlx_error(err, errlen, n, "out of memory");
+                goto out;
+            }
+            if (kv_url_parse(cfg->redis_url, &parsed, uerr, sizeof uerr) != 0) {
+                yamlx_error(err, errlen, u, "%s", uerr);
+                goto out;
+            }
+        }
+    }
+    if (!cfg->redis_url && (x = yamlx_get(n, "url"))) {
+        yamlx_error(err, errlen, x, "url: is the Redis server of backend: redis; add backend: redis");
         goto out;
     }
     if ((x = yamlx_get(n, "webhook"))) {

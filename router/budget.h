@@ -44,6 +44,8 @@ struct budget_cap {
 struct budget_config {
     char *ledger;         /* SQLite file of monthly spend; default "slodrill-ledger.db" */
     char *webhook;        /* POSTed a JSON event at each threshold; NULL none */
+    char *redis_url;      /* backend: redis: spend, marks and rate buckets shared through
+                             this server (router/shared.h); NULL: the SQLite ledger */
     struct budget_feature *features;
     size_t nfeatures;
     struct budget_cap *tenants, *users;

@@ -20,6 +20,7 @@
 
 #include "common/buf.h"
 #include "common/yamlx.h"
+#include "router/kv.h"
 
 #define CACHE_MAX_KEY (1u << 20)
 #define CACHE_MAX_PATTERNS 32
@@ -110,7 +111,7 @@ static int cache_feature_parse(const struct ynode *key, const struct ynode *v,
 
 struct cache_config *cache_config_parse(const struct ynode *n, char *err, size_t errlen)
 {
-    static const char *const known[] = {"enabled", "backend", "path", "redis_url", "ttl",
+    static const char *const known[] = {"enabled", "backend", "path", "url", "redis_url", "ttl",
                                         "travel_mode", "max_stale", "max_entry_bytes",
                                         "volatile_patterns", "features", "default_enabled", NULL};
     struct cache_config *cfg = NULL, *ret = NULL;
@@ -149,15 +150,26 @@ struct cache_config *cache_config_parse(const struct ynode *n, char *err, size_t
                     cfg->backend);
         goto out;
     }
-    if (cfg->backend && !strcmp(cfg->backend, "redis")) {
-        yamlx_error(err, errlen, x,
-                    "cache backend redis is not built into this slodrill yet; use sqlite");
-        goto out;
-    }
     if ((x = yamlx_get(n, "path")) && cache_dupstr(x, &cfg->path, err, errlen) != 0)
         goto out;
-    if ((x = yamlx_get(n, "redis_url")) && cache_dupstr(x, &cfg->redis_url, err, errlen) != 0)
+    if (((x = yamlx_get(n, "url")) || (x = yamlx_get(n, "redis_url"))) &&
+        cache_dupstr(x, &cfg->redis_url, err, errlen) != 0)
         goto out;
+    if (cfg->backend && !strcmp(cfg->backend, "redis")) {
+        struct kv_url parsed;
+        char uerr[320];
+        if (!cfg->redis_url && !(cfg->redis_url = cache_strdup("redis://127.0.0.1:6379/0"))) {
+            yamlx_error(err, errlen, n, "out of memory");
+            goto out;
+        }
+        if (kv_url_parse(cfg->redis_url, &parsed, uerr, sizeof uerr) != 0) {
+            yamlx_error(err, errlen, x ? x : n, "%s", uerr);
+            goto out;
+        }
+    } else if (cfg->redis_url) {
+        yamlx_error(err, errlen, x, "url: is the Redis server of backend: redis; add backend: redis");
+        goto out;
+    }
     if (!cfg->path && !(cfg->path = cache_strdup("slodrill-cache.db"))) {
         yamlx_error(err, errlen, n, "out of memory");
         goto out;
@@ -607,14 +619,20 @@ void cache_entry_cleanup(struct cache_entry *e)
     e->len = 0;
 }
 
+enum cache_result cache_classify(const struct cache_config *cfg, int64_t created_ms,
+                                 int64_t expires_ms, int64_t now_ms, int allow_stale)
+{
+    if (now_ms < expires_ms)
+        return CACHE_HIT;
+    if (allow_stale && cfg->travel && now_ms - created_ms <= cfg->max_stale_ms)
+        return CACHE_STALE;
+    return CACHE_MISS;
+}
+
 static enum cache_result cache_judge(const struct cache *c, int64_t created, int64_t expires,
                                      int64_t now_ms, int allow_stale)
 {
-    if (now_ms < expires)
-        return CACHE_HIT;
-    if (allow_stale && c->cfg->travel && now_ms - created <= c->cfg->max_stale_ms)
-        return CACHE_STALE;
-    return CACHE_MISS;
+    return cache_classify(c->cfg, created, expires, now_ms, allow_stale);
 }
 
 static int cache_fill(struct cache_entry *out, const void *answer, size_t len, double cost,

@@ -35,7 +35,8 @@ struct cache_config {
     int enabled;              /* the section is present and enabled: true */
     char *backend;            /* "sqlite" (default) or "redis" */
     char *path;               /* SQLite file; default "slodrill-cache.db" */
-    char *redis_url;          /* redis://HOST:PORT (backend redis) */
+    char *redis_url;          /* url: redis://HOST:PORT/DB (backend redis; default
+                                 redis://127.0.0.1:6379/0), else NULL */
     int64_t ttl_ms;           /* default 1 h */
     int travel;               /* serve a stale entry when every deployment failed (default 1) */
     int64_t max_stale_ms;     /* how old a stale answer may be; default 7 days */
@@ -86,6 +87,12 @@ struct cache *cache_open(const struct cache_config *cfg, char *err, size_t errle
 void cache_close(struct cache *c);
 
 enum cache_result { CACHE_MISS = 0, CACHE_HIT = 1, CACHE_STALE = 2 };
+
+/* What an entry written at created_ms, live until expires_ms, is at now_ms:
+ * a hit while live; stale when expired but no older than max_stale, with
+ * allow_stale and travel mode; else a miss. */
+enum cache_result cache_classify(const struct cache_config *cfg, int64_t created_ms,
+                                 int64_t expires_ms, int64_t now_ms, int allow_stale);
 
 struct cache_entry {
     char *answer;        /* chat.completion JSON; caller frees with cache_entry_cleanup */

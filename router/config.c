@@ -17,8 +17,10 @@
 #include <string.h>
 
 #include "common/yamlx.h"
+#include "router/anthropic.h"
 #include "router/budget.h"
 #include "router/cache.h"
+#include "router/kv.h"
 #include "router/prices.h"
 
 #define CFG_MAX_DEPLOYMENTS 1024
@@ -281,7 +283,8 @@ static int cfg_provider_label(struct router_deploy *d)
 
 static const char *const cfg_params_known[] = {
     "model", "api_base", "base_url", "api_key", "order", "weight", "rpm", "tpm", "timeout",
-    "stream_timeout", "max_retries", "input_cost_per_token", "output_cost_per_token", NULL};
+    "stream_timeout", "max_retries", "input_cost_per_token", "output_cost_per_token",
+    "cache_control_injection_points", NULL};
 static const char *const cfg_params_ignored[] = {
     "api_version", "organization", "custom_llm_provider", "region_name", "temperature",
     "max_tokens", "drop_params", "mock_response", "use_in_pass_through", "merge_reasoning_content_in_choices",
@@ -406,6 +409,15 @@ static int cfg_deployment(struct cfg_ctx *c, const struct ynode *item, struct ro
         cfg_num(c, v, "output_cost_per_token", 0, "output_cost_per_token: 0.0000006",
                 &d->out_cost) != 0)
         return -1;
+    if ((v = yamlx_get(params, "cache_control_injection_points"))) {
+        if (anthropic_cache_points_parse(v, &d->cache_points, &d->ncache_points, c->err,
+                                         c->errlen) != 0)
+            return -1;
+        if (d->dialect != ROUTER_DIALECT_ANTHROPIC)
+            cfg_warn(c, v, "cache_control_injection_points has no effect on '%s': only "
+                           "Anthropic deployments take cache_control (OpenAI caches prompts "
+                           "on its own)", d->model);
+    }
     info = yamlx_get(item, "model_info");
     if (info) {
         if (cfg_map(c, info, "model_info") != 0)
@@ -651,6 +663,13 @@ static int cfg_router_settings(struct cfg_ctx *c, struct router_config *cfg,
                 free(cfg->request_log);
                 cfg->request_log = NULL;
             }
+        } else if (!strcmp(key, "slodrill_shared_cooldowns")) {
+            struct kv_url parsed;
+            char uerr[320];
+            if (cfg_dup(c, v, key, &cfg->shared_cooldowns) != 0)
+                return -1;
+            if (kv_url_parse(cfg->shared_cooldowns, &parsed, uerr, sizeof uerr) != 0)
+                return yamlx_error(c->err, c->errlen, v, "%s", uerr);
         } else if (!strcmp(key, "enable_weighted_failover")) {
             if (cfg_bool(c, v, key, &cfg->weighted_failover) != 0)
                 return -1;
@@ -901,6 +920,7 @@ void router_config_free(struct router_config *cfg)
         free(d->api_base);
         free(d->api_key);
         free(d->provider);
+        free(d->cache_points);
     }
     free(cfg->dep);
     for (i = 0; i < cfg->nfb; i++) {
@@ -914,6 +934,7 @@ void router_config_free(struct router_config *cfg)
     free(cfg->master_key);
     budget_config_free(cfg->budgets);
     cache_config_free(cfg->cache);
+    free(cfg->shared_cooldowns);
     free(cfg->path);
     free(cfg);
 }

@@ -21,6 +21,7 @@ enum router_strategy {
     ROUTER_STRATEGY_LATENCY      /* latency-based-routing: lowest recent time-to-first-token */
 };
 
+struct anthropic_cache_point;
 struct budget_config;
 struct cache_config;
 
@@ -42,6 +43,10 @@ struct router_deploy {
     int64_t stream_timeout_ms; /* time to first token; 0 = router default */
     double in_cost, out_cost;  /* USD per token; < 0 unknown */
     int line, col;        /* where the entry starts */
+    /* litellm_params.cache_control_injection_points (router/anthropic.h):
+     * prompt-cache breakpoints placed on Anthropic requests; NULL/0 none */
+    struct anthropic_cache_point *cache_points;
+    size_t ncache_points;
 };
 
 /* One fallbacks entry: alias -> [to...]. */
@@ -78,6 +83,8 @@ struct router_config {
     char *request_log;       /* router_settings.slodrill_request_log: SQLite file of every
                                 request; NULL = none */
     char *master_key;        /* NULL when the proxy is open */
+    char *shared_cooldowns;  /* router_settings.slodrill_shared_cooldowns: Redis URL through
+                                which instances share cooldowns (router/shared.h); NULL none */
     struct budget_config *budgets; /* budgets: (router/budget.h); NULL when absent */
     struct cache_config *cache;    /* cache: (router/cache.h); NULL when absent */
 };

@@ -29,6 +29,8 @@
 #include "router/prices.h"
 #include "router/ratelimit.h"
 #include "router/replay.h"
+#include "router/shared.h"
+#include "router/kv.h"
 
 #define GUARD_TAG "guard"
 #define GUARD_FLUSH_MS 250
@@ -57,8 +59,15 @@ struct guard {
     struct curlev *cv;
     struct guard_hook *hooks;
     int nhooks;
+    struct shared *sh;        /* what lives in Redis (NULL parts: local) */
+    guard_cool_fn cool;       /* applies another instance's cooldown here */
+    void *cool_arg;
+    int closing;
     struct guard_stats stats;
 };
+
+static void guard_wait_free(struct guard_wait *w);
+static void guard_push_spend(struct guard *g);
 
 static int64_t guard_wall_ms(void)
 {
@@ -78,8 +87,12 @@ static void guard_flush(struct guard *g)
     char err[512];
     if (g->cache && cache_pending(g->cache) && cache_flush(g->cache, err, sizeof err) != 0)
         log_warn(GUARD_TAG, "%s", err);
-    if (g->ledger && ledger_dirty(g->ledger) && ledger_flush(g->ledger, err, sizeof err) != 0)
+    if (shared_has_budgets(g->sh))
+        guard_push_spend(g); /* what Redis could not take before, again */
+    else if (g->ledger && ledger_dirty(g->ledger) &&
+             ledger_flush(g->ledger, err, sizeof err) != 0)
         log_warn(GUARD_TAG, "%s", err);
+    shared_flush(g->sh);
 }
 
 static void guard_flush_fired(evutil_socket_t fd, short what, void *arg)
@@ -107,10 +120,15 @@ struct guard *guard_new(struct event_base *base, const struct router_config *cfg
     g->ccfg = cfg->cache && cfg->cache->enabled ? cfg->cache : NULL;
     g->on_event = on_event;
     g->event_arg = event_arg;
-    if (g->ccfg && !(g->cache = cache_open(g->ccfg, err, errlen)))
+    if (!(g->sh = shared_new(base, cfg, err, errlen)))
         goto out;
-    if (g->bcfg && (!(g->ledger = ledger_open(g->bcfg->ledger, err, errlen)) ||
-                    !(g->rl = ratelimit_new()))) {
+    if (g->ccfg && !shared_has_cache(g->sh) && !(g->cache = cache_open(g->ccfg, err, errlen)))
+        goto out;
+    /* with the budgets in Redis, the ledger is this instance's view of them */
+    if (g->bcfg &&
+        (!(g->ledger = ledger_open(shared_has_budgets(g->sh) ? ":memory:" : g->bcfg->ledger,
+                                   err, errlen)) ||
+         !(g->rl = ratelimit_new()))) {
         if (g->ledger)
             snprintf(err, errlen, "out of memory");
         goto out;
@@ -119,7 +137,7 @@ struct guard *guard_new(struct event_base *base, const struct router_config *cfg
         snprintf(err, errlen, "out of memory");
         goto out;
     }
-    if (g->cache || g->ledger) {
+    if (g->cache || g->ledger || shared_has_cache(g->sh)) {
         if (!(g->flush_timer = event_new(base, -1, EV_PERSIST, guard_flush_fired, g)) ||
             event_add(g->flush_timer, &tv) != 0) {
             snprintf(err, errlen, "out of memory");
@@ -148,8 +166,13 @@ void guard_free(struct guard *g)
 {
     if (!g)
         return;
+    g->closing = 1;
     if (g->flush_timer)
         event_free(g->flush_timer);
+    if (g->ledger && shared_has_budgets(g->sh))
+        guard_push_spend(g);
+    shared_free(g->sh); /* commands in flight fail now: their callbacks see closing */
+    g->sh = NULL;
     while (g->hooks) {
         struct guard_hook *h = g->hooks;
         g->hooks = h->next;
@@ -175,6 +198,9 @@ void guard_req_cleanup(struct guard_req *gr)
 {
     if (!gr)
         return;
+    guard_wait_free(gr->wait);
+    gr->wait = NULL;
+    cache_entry_cleanup(&gr->travel);
     cache_key_cleanup(&gr->key);
     gr->have_key = 0;
     replay_acc_free(gr->acc);
@@ -355,67 +381,175 @@ static int guard_spend_level(struct guard *g, const struct guard_req *gr, const 
     return lt > lu ? lt : lu;
 }
 
-enum guard_verdict guard_admit(struct guard *g, struct evhttp_request *req, const char *reqid,
-                               cJSON *body, const char **alias, int stream, int client_usage,
-                               const char *tenant, const char *user, const char *feature,
-                               struct guard_req *gr)
+/* ---- the facts an admission decides on ----
+ *
+ * Gathered from the local stores at once, or from Redis (shared.c) by
+ * commands sent together; a fact Redis cannot give is taken locally (the
+ * instance's own token bucket, a cache miss, the spend last seen). The
+ * decision runs when the last answer is in, on the next loop turn. */
+
+enum { GW_RATE = 0, GW_CACHE, GW_TENANT, GW_USER, GW_NOPS };
+
+struct guard_wait {
+    struct guard *g;
+    struct guard_req *gr;
+    struct evhttp_request *req;
+    const char *reqid;
+    cJSON *body;
+    const char **alias;
+    int stream, client_usage;
+    char month[8];
+    struct kv_op *ops[GW_NOPS];
+    int pending;
+    struct event *ev;
+    /* facts */
+    int rate_denied;
+    int64_t retry_ms;
+    enum cache_result cr;
+    struct cache_entry hit;
+};
+
+static void guard_wait_free(struct guard_wait *w)
 {
-    struct cache_entry hit = {0};
-    enum cache_result cr = CACHE_MISS;
+    int i;
+    if (!w)
+        return;
+    for (i = 0; i < GW_NOPS; i++)
+        kv_cancel(w->ops[i]);
+    if (w->ev)
+        event_free(w->ev);
+    cache_entry_cleanup(&w->hit);
+    free(w);
+}
+
+static void guard_wait_done(struct guard_wait *w, int slot)
+{
+    w->ops[slot] = NULL;
+    if (--w->pending == 0)
+        event_active(w->ev, EV_TIMEOUT, 0);
+}
+
+static void guard_rate_local(struct guard_wait *w, const struct budget_cap *tc)
+{
+    int64_t ra = 0;
+    if (!ratelimit_take(w->g->rl, w->gr->tenant, tc->rate_per_s, tc->burst,
+                        (int64_t)(clock_mono_us() / 1000), &ra)) {
+        w->rate_denied = 1;
+        w->retry_ms = ra;
+    }
+}
+
+static void guard_rate_cb(int ok, int allowed, int64_t retry_ms, void *arg)
+{
+    struct guard_wait *w = arg;
+    if (!ok) { /* Redis could not say: this instance's own bucket decides */
+        w->g->stats.fallbacks++;
+        guard_rate_local(w, budget_tenant_cap(w->g->bcfg, w->gr->tenant));
+    } else if (!allowed) {
+        w->rate_denied = 1;
+        w->retry_ms = retry_ms > 0 ? retry_ms : 1;
+    }
+    guard_wait_done(w, GW_RATE);
+}
+
+static int guard_entry_copy(struct cache_entry *out, const struct shared_entry *e)
+{
+    if (!(out->answer = malloc(e->len + 1)))
+        return -1;
+    memcpy(out->answer, e->answer, e->len);
+    out->answer[e->len] = '\0';
+    out->len = e->len;
+    out->cost_usd = e->cost_usd;
+    out->created_ms = e->created_ms;
+    return 0;
+}
+
+static void guard_entry_cb(int ok, const struct shared_entry *e, void *arg)
+{
+    struct guard_wait *w = arg;
+    struct guard *g = w->g;
+    int64_t now = guard_wall_ms();
+    if (!ok)
+        g->stats.fallbacks++;
+    if (ok && e) {
+        w->cr = cache_classify(g->ccfg, e->created_ms, e->expires_ms, now, 0);
+        if (w->cr == CACHE_HIT && guard_entry_copy(&w->hit, e) != 0)
+            w->cr = CACHE_MISS;
+        /* an expired answer is kept for travel mode, should every deployment fail */
+        if (w->cr == CACHE_MISS &&
+            cache_classify(g->ccfg, e->created_ms, e->expires_ms, now, 1) == CACHE_STALE &&
+            guard_entry_copy(&w->gr->travel, e) == 0)
+            w->gr->travel_expires_ms = e->expires_ms;
+    }
+    shared_cache_count(g->sh, &w->gr->key, w->cr);
+    guard_wait_done(w, GW_CACHE);
+}
+
+static void guard_tenant_spend_cb(int ok, double usd, void *arg)
+{
+    struct guard_wait *w = arg;
+    if (ok)
+        ledger_observe(w->g->ledger, "tenant", w->gr->tenant, w->month, usd);
+    else
+        w->g->stats.fallbacks++;
+    guard_wait_done(w, GW_TENANT);
+}
+
+static void guard_user_spend_cb(int ok, double usd, void *arg)
+{
+    struct guard_wait *w = arg;
+    if (ok)
+        ledger_observe(w->g->ledger, "user", w->gr->user, w->month, usd);
+    else
+        w->g->stats.fallbacks++;
+    guard_wait_done(w, GW_USER);
+}
+
+/* The decision, from the facts: rate cap, cache, spend caps and the ladder. */
+static enum guard_verdict guard_decide(struct guard_wait *w)
+{
+    struct guard *g = w->g;
+    struct guard_req *gr = w->gr;
+    struct evhttp_request *req = w->req;
+    const char *reqid = w->reqid;
     struct guard_env env;
     enum guard_verdict v = GUARD_PROCEED;
 
-    guard_tag(gr->tenant, sizeof gr->tenant, tenant);
-    guard_tag(gr->user, sizeof gr->user, user);
-    guard_tag(gr->feature, sizeof gr->feature, feature);
-    if (!g)
-        goto out;
-
     /* 1. rate cap: 429 with when the bucket has a request again */
-    if (g->bcfg) {
+    if (w->rate_denied) {
         const struct budget_cap *tc = budget_tenant_cap(g->bcfg, gr->tenant);
-        int64_t ra = 0;
-        if (tc && tc->rate_per_s > 0 &&
-            !ratelimit_take(g->rl, gr->tenant, tc->rate_per_s, tc->burst,
-                            (int64_t)(clock_mono_us() / 1000), &ra)) {
-            char msg[256];
-            snprintf(msg, sizeof msg,
-                     "Rate limit reached for tenant '%s': %g requests per second, bursts of "
-                     "%g. Please try again in %" PRId64 " ms.",
-                     gr->tenant, tc->rate_per_s, tc->burst, ra);
-            g->stats.rate_limited++;
-            gr->outcome = "rate_limited";
-            gr->status = 429;
-            guard_error(req, reqid, 429, msg, "requests", "rate_limit_exceeded", ra, "rate_cap");
-            v = GUARD_ANSWERED;
-            goto out;
-        }
+        char msg[256];
+        snprintf(msg, sizeof msg,
+                 "Rate limit reached for tenant '%s': %g requests per second, bursts of "
+                 "%g. Please try again in %" PRId64 " ms.",
+                 gr->tenant, tc ? tc->rate_per_s : 0, tc ? tc->burst : 0, w->retry_ms);
+        g->stats.rate_limited++;
+        gr->outcome = "rate_limited";
+        gr->status = 429;
+        guard_error(req, reqid, 429, msg, "requests", "rate_limit_exceeded", w->retry_ms,
+                    "rate_cap");
+        v = GUARD_ANSWERED;
+        goto out;
     }
 
     /* 2. the cache, for the request as the client sent it */
-    if (g->cache && cache_feature_enabled(g->ccfg, gr->feature) &&
-        cache_key_make(g->ccfg, gr->tenant, gr->feature, *alias, body, &gr->key) == 0) {
-        gr->have_key = 1;
-        cr = cache_get(g->cache, &gr->key, guard_wall_ms(), 0, &hit);
-        if (cr == CACHE_HIT &&
-            guard_send_cached(req, reqid, &hit, stream, client_usage, "hit", 1, NULL) == 0) {
-            g->stats.cache_hits++;
-            gr->outcome = "served_from_cache";
-            gr->status = 200;
-            v = GUARD_ANSWERED;
-            goto out;
-        }
+    if (w->cr == CACHE_HIT &&
+        guard_send_cached(req, reqid, &w->hit, w->stream, w->client_usage, "hit", 1, NULL) == 0) {
+        g->stats.cache_hits++;
+        gr->outcome = "served_from_cache";
+        gr->status = 200;
+        v = GUARD_ANSWERED;
+        goto out;
     }
 
     /* 3. spend caps and the ladder */
     if (g->bcfg) {
         struct budget_decision d;
         struct budget_env benv;
-        char month[8], what[256];
+        char what[256];
         int level;
 
-        ledger_month(guard_wall_ms(), month, sizeof month);
-        level = guard_spend_level(g, gr, month, what, sizeof what);
+        level = guard_spend_level(g, gr, w->month, what, sizeof what);
         if (level >= 100) {
             char msg[512];
             snprintf(msg, sizeof msg,
@@ -432,11 +566,11 @@ enum guard_verdict guard_admit(struct guard *g, struct evhttp_request *req, cons
         }
         gr->f = budget_feature_find(g->bcfg, gr->feature);
         env.g = g;
-        env.cached = cr == CACHE_HIT;
+        env.cached = w->cr == CACHE_HIT;
         benv.rates = guard_rates;
         benv.cached = guard_cached;
         benv.arg = &env;
-        budget_decide(gr->f, body, *alias, level >= 95, &benv, &d);
+        budget_decide(gr->f, w->body, *w->alias, level >= 95, &benv, &d);
         snprintf(gr->budget_steps, sizeof gr->budget_steps, "%s%s", level >= 95 ? "safeguard;" : "",
                  d.steps);
         if (d.steps[0])
@@ -454,8 +588,8 @@ enum guard_verdict guard_admit(struct guard *g, struct evhttp_request *req, cons
             v = GUARD_ANSWERED;
             goto out;
         }
-        if (d.action == BUDGET_SERVE_CACHE && hit.answer &&
-            guard_send_cached(req, reqid, &hit, stream, client_usage, "hit", 1,
+        if (d.action == BUDGET_SERVE_CACHE && w->hit.answer &&
+            guard_send_cached(req, reqid, &w->hit, w->stream, w->client_usage, "hit", 1,
                               gr->budget_steps) == 0) {
             g->stats.cache_hits++;
             gr->outcome = "served_from_cache";
@@ -463,14 +597,97 @@ enum guard_verdict guard_admit(struct guard *g, struct evhttp_request *req, cons
             v = GUARD_ANSWERED;
             goto out;
         }
-        *alias = d.alias;
-        if (level >= 95 && ledger_cross(g->ledger, "safeguard", gr->tenant, month, 95))
+        *w->alias = d.alias;
+        if (level >= 95 && ledger_cross(g->ledger, "safeguard", gr->tenant, w->month, 95))
             guard_event(g, "budget_safeguard", gr->tenant, what);
     }
-    if (gr->have_key && stream)
+    if (gr->have_key && w->stream)
         gr->acc = replay_acc_new(g->ccfg->max_entry_bytes);
 out:
-    cache_entry_cleanup(&hit);
+    return v;
+}
+
+static void guard_wait_fired(evutil_socket_t fd, short what, void *arg)
+{
+    struct guard_wait *w = arg;
+    struct guard_req *gr = w->gr;
+    enum guard_verdict v;
+    (void)fd;
+    (void)what;
+    gr->wait = NULL;
+    v = guard_decide(w);
+    guard_wait_free(w); /* its event is this one: libevent allows freeing it here */
+    if (gr->resume)
+        gr->resume(gr->resume_arg, v); /* may free gr */
+}
+
+enum guard_verdict guard_admit(struct guard *g, struct evhttp_request *req, const char *reqid,
+                               cJSON *body, const char **alias, int stream, int client_usage,
+                               const char *tenant, const char *user, const char *feature,
+                               struct guard_req *gr)
+{
+    struct guard_wait *w = NULL;
+    enum guard_verdict v = GUARD_PROCEED;
+    const struct budget_cap *tc = NULL, *uc = NULL;
+
+    guard_tag(gr->tenant, sizeof gr->tenant, tenant);
+    guard_tag(gr->user, sizeof gr->user, user);
+    guard_tag(gr->feature, sizeof gr->feature, feature);
+    if (!g || !(w = calloc(1, sizeof *w)))
+        goto out;
+    w->g = g;
+    w->gr = gr;
+    w->req = req;
+    w->reqid = reqid;
+    w->body = body;
+    w->alias = alias;
+    w->stream = stream;
+    w->client_usage = client_usage;
+    ledger_month(guard_wall_ms(), w->month, sizeof w->month);
+    if (!(w->ev = event_new(g->base, -1, 0, guard_wait_fired, w)))
+        goto out; /* out of memory: no guard for this one */
+
+    /* rate cap first: a refused request looks nothing up */
+    if (g->bcfg && (tc = budget_tenant_cap(g->bcfg, gr->tenant)) && tc->rate_per_s > 0) {
+        if ((w->ops[GW_RATE] =
+                 shared_rate_take(g->sh, gr->tenant, tc->rate_per_s, tc->burst, guard_rate_cb, w)))
+            w->pending++;
+        else
+            guard_rate_local(w, tc);
+    }
+    if (!w->rate_denied && (g->cache || shared_has_cache(g->sh)) &&
+        cache_feature_enabled(g->ccfg, gr->feature) &&
+        cache_key_make(g->ccfg, gr->tenant, gr->feature, *alias, body, &gr->key) == 0) {
+        gr->have_key = 1;
+        if (g->cache) {
+            w->cr = cache_get(g->cache, &gr->key, guard_wall_ms(), 0, &w->hit);
+        } else if ((w->ops[GW_CACHE] = shared_cache_get(g->sh, &gr->key, guard_entry_cb, w))) {
+            w->pending++;
+        } else {
+            g->stats.fallbacks++;
+            shared_cache_count(g->sh, &gr->key, CACHE_MISS);
+        }
+    }
+    if (!w->rate_denied && g->bcfg && shared_has_budgets(g->sh)) {
+        if ((tc || (tc = budget_tenant_cap(g->bcfg, gr->tenant))) && tc->monthly_usd > 0 &&
+            (w->ops[GW_TENANT] = shared_spend_get(g->sh, "tenant", gr->tenant, w->month,
+                                                  guard_tenant_spend_cb, w)))
+            w->pending++;
+        if ((uc = budget_user_cap(g->bcfg, gr->user)) && uc->monthly_usd > 0 && gr->user[0] &&
+            (w->ops[GW_USER] = shared_spend_get(g->sh, "user", gr->user, w->month,
+                                                guard_user_spend_cb, w)))
+            w->pending++;
+    }
+    if (w->pending) {
+        g->stats.pending++;
+        gr->wait = w;
+        w = NULL;
+        v = GUARD_PENDING;
+        goto out;
+    }
+    v = guard_decide(w);
+out:
+    guard_wait_free(w);
     return v;
 }
 
@@ -547,6 +764,79 @@ static void guard_webhook(struct guard *g, const char *scope, const char *id, in
     g->nhooks++;
 }
 
+static void guard_threshold(struct guard *g, const char *scope, const char *id,
+                            const char *month, int level, double spent, double cap)
+{
+    char subject[160], detail[256];
+    snprintf(subject, sizeof subject, "%s:%s", scope, id);
+    snprintf(detail, sizeof detail, "%d%% of the $%.2f monthly cap spent ($%.4f in %s)%s", level,
+             cap, spent, month,
+             level >= 100 ? "; refusing" : level >= 95 ? "; safeguard mode" : "");
+    guard_event(g, "budget_threshold", subject, detail);
+    guard_webhook(g, scope, id, level, spent, cap, month);
+}
+
+/* A threshold this instance crossed, raised only if no other instance
+ * raised it first (the mark in Redis is set once). */
+struct guard_mark {
+    struct guard *g;
+    char scope[16], id[128], month[8];
+    int level;
+    double spent, cap;
+};
+
+static void guard_mark_cb(int ok, double newly, void *arg)
+{
+    struct guard_mark *m = arg;
+    if (!m->g->closing && (!ok || newly > 0)) /* Redis could not say: better twice than never */
+        guard_threshold(m->g, m->scope, m->id, m->month, m->level, m->spent, m->cap);
+    free(m);
+}
+
+/* Spend sent to Redis; the reply is the new shared total. */
+struct guard_add {
+    struct guard *g;
+    const char *scope, *id, *month; /* borrowed from the ledger's entry */
+    double usd;
+};
+
+static void guard_add_cb(int ok, double total, void *arg)
+{
+    struct guard_add *a = arg;
+    if (!a->g->closing) {
+        if (ok)
+            ledger_observe(a->g->ledger, a->scope, a->id, a->month, total);
+        else
+            ledger_requeue(a->g->ledger, a->scope, a->id, a->month, a->usd);
+    }
+    free(a);
+}
+
+static int guard_send_spend(const char *scope, const char *id, const char *month, double usd,
+                            void *arg)
+{
+    struct guard *g = arg;
+    struct guard_add *a = malloc(sizeof *a);
+    if (!a)
+        return -1;
+    a->g = g;
+    a->scope = scope;
+    a->id = id;
+    a->month = month;
+    a->usd = usd;
+    if (!shared_spend_add(g->sh, scope, id, month, usd, guard_add_cb, a)) {
+        free(a);
+        return -1; /* stays unsent: the flush timer tries again */
+    }
+    return 0;
+}
+
+static void guard_push_spend(struct guard *g)
+{
+    if (g->ledger)
+        ledger_drain(g->ledger, guard_send_spend, g);
+}
+
 static void guard_spend(struct guard *g, const char *scope, const char *id,
                         const struct budget_cap *cap, const char *month, double cost)
 {
@@ -556,16 +846,25 @@ static void guard_spend(struct guard *g, const char *scope, const char *id,
         return;
     if (ledger_add(g->ledger, scope, id, month, cost) != 0)
         log_warn(GUARD_TAG, "ledger: cannot track %s '%s'", scope, id);
+    if (shared_has_budgets(g->sh))
+        guard_push_spend(g);
     spent = ledger_spent(g->ledger, scope, id, month);
     level = budget_level(spent, cap->monthly_usd);
     if (level > 0 && ledger_cross(g->ledger, scope, id, month, level)) {
-        char subject[160], detail[256];
-        snprintf(subject, sizeof subject, "%s:%s", scope, id);
-        snprintf(detail, sizeof detail, "%d%% of the $%.2f monthly cap spent ($%.4f in %s)%s",
-                 level, cap->monthly_usd, spent, month,
-                 level >= 100 ? "; refusing" : level >= 95 ? "; safeguard mode" : "");
-        guard_event(g, "budget_threshold", subject, detail);
-        guard_webhook(g, scope, id, level, spent, cap->monthly_usd, month);
+        struct guard_mark *m = NULL;
+        if (shared_has_budgets(g->sh) && (m = calloc(1, sizeof *m))) {
+            m->g = g;
+            snprintf(m->scope, sizeof m->scope, "%s", scope);
+            snprintf(m->id, sizeof m->id, "%s", id);
+            snprintf(m->month, sizeof m->month, "%s", month);
+            m->level = level;
+            m->spent = spent;
+            m->cap = cap->monthly_usd;
+            if (shared_mark(g->sh, scope, id, month, level, guard_mark_cb, m))
+                return;
+            free(m);
+        }
+        guard_threshold(g, scope, id, month, level, spent, cap->monthly_usd);
     }
 }
 
@@ -575,15 +874,21 @@ void guard_success(struct guard *g, struct guard_req *gr, const char *body, size
     char *collected = NULL;
     if (!g)
         return;
-    if (g->cache && gr->have_key) {
+    if ((g->cache || shared_has_cache(g->sh)) && gr->have_key) {
         const char *ans = body;
         size_t n = len;
         if (!ans && gr->acc && (collected = replay_acc_answer(gr->acc))) {
             ans = collected;
             n = strlen(collected);
         }
-        if (ans && n && cache_put(g->cache, &gr->key, ans, n, cost, guard_wall_ms(),
-                                  cache_feature_ttl_ms(g->ccfg, gr->feature)) == 0)
+        if (ans && n && g->cache &&
+            cache_put(g->cache, &gr->key, ans, n, cost, guard_wall_ms(),
+                      cache_feature_ttl_ms(g->ccfg, gr->feature)) == 0)
+            g->stats.writes++;
+        else if (ans && n && !g->cache && n <= g->ccfg->max_entry_bytes &&
+                 shared_cache_put(g->sh, &gr->key, ans, n, cost, guard_wall_ms(),
+                                  cache_feature_ttl_ms(g->ccfg, gr->feature),
+                                  g->ccfg->travel ? g->ccfg->max_stale_ms : 0) == 0)
             g->stats.writes++;
     }
     if (g->bcfg && cost > 0) {
@@ -607,12 +912,24 @@ void guard_success(struct guard *g, struct guard_req *gr, const char *body, size
 int guard_stale(struct guard *g, struct evhttp_request *req, const char *reqid,
                 struct guard_req *gr, int stream, int client_usage)
 {
-    struct cache_entry e;
-    enum cache_result r;
+    struct cache_entry e = {0};
+    enum cache_result r = CACHE_MISS;
     int rc = 0;
-    if (!g || !g->cache || !gr->have_key || !g->ccfg->travel || !req)
+    if (!g || !gr->have_key || !g->ccfg || !g->ccfg->travel || !req)
         return 0;
-    r = cache_get(g->cache, &gr->key, guard_wall_ms(), 1, &e);
+    if (g->cache) {
+        r = cache_get(g->cache, &gr->key, guard_wall_ms(), 1, &e);
+    } else if (gr->travel.answer) {
+        /* Redis: the expired answer read at admission (no second round trip
+         * when every deployment has already failed) */
+        r = cache_classify(g->ccfg, gr->travel.created_ms, gr->travel_expires_ms,
+                           guard_wall_ms(), 1);
+        if (r != CACHE_MISS) {
+            e = gr->travel;
+            memset(&gr->travel, 0, sizeof gr->travel);
+            shared_cache_count(g->sh, &gr->key, r);
+        }
+    }
     if (r != CACHE_MISS &&
         guard_send_cached(req, reqid, &e, stream, client_usage,
                           r == CACHE_STALE ? "stale" : "hit", 0, NULL) == 0) {
@@ -626,4 +943,59 @@ int guard_stale(struct guard *g, struct evhttp_request *req, const char *reqid,
     }
     cache_entry_cleanup(&e);
     return rc;
+}
+
+/* ---- cooldowns shared through Redis ---- */
+
+static void guard_cool_msg(const char *dep_id, const char *cls, int64_t remaining_ms, void *arg)
+{
+    struct guard *g = arg;
+    int c = CORE_RETRYABLE, k;
+    size_t i;
+    if (!g->cool || g->closing)
+        return;
+    if (!dep_id) {
+        g->cool(-1, 0, 0, g->cool_arg);
+        return;
+    }
+    for (i = 0; i < g->cfg->ndep; i++)
+        if (!strcmp(g->cfg->dep[i].id, dep_id))
+            break;
+    if (i == g->cfg->ndep) {
+        log_debug(GUARD_TAG, "a shared cooldown names '%s', which this config does not have",
+                  dep_id);
+        return;
+    }
+    for (k = 0; k < CORE__CLASS_COUNT; k++)
+        if (!strcmp(core_class_name((enum core_class)k), cls))
+            c = k;
+    g->cool((int)i, c, remaining_ms, g->cool_arg);
+}
+
+int guard_share_cooldowns(struct guard *g, guard_cool_fn cool, void *arg)
+{
+    if (!g)
+        return 0;
+    g->cool = cool;
+    g->cool_arg = arg;
+    return shared_cool_listen(g->sh, guard_cool_msg, g);
+}
+
+void guard_cooled(struct guard *g, int dep, int cls, int64_t remaining_ms)
+{
+    if (!g || !shared_has_cooldowns(g->sh) || dep < 0 || (size_t)dep >= g->cfg->ndep)
+        return;
+    shared_cool_publish(g->sh, g->cfg->dep[dep].id, core_class_name((enum core_class)cls),
+                        remaining_ms);
+}
+
+void guard_cooldowns_cleared(struct guard *g)
+{
+    if (g)
+        shared_cool_clear(g->sh);
+}
+
+int guard_shared_ready(const struct guard *g)
+{
+    return !g || shared_ready(g->sh);
 }

@@ -247,6 +247,47 @@ out:
     return rc;
 }
 
+void ledger_observe(struct ledger *l, const char *scope, const char *id, const char *month,
+                    double usd)
+{
+    struct ledger_entry *e = ledger_entry(l, scope, id, month);
+    if (e)
+        e->usd = usd + e->delta;
+}
+
+void ledger_drain(struct ledger *l,
+                  int (*send)(const char *scope, const char *id, const char *month, double usd,
+                              void *arg),
+                  void *arg)
+{
+    size_t i;
+    int left = 0;
+    if (!l->dirty)
+        return;
+    for (i = 0; i < LEDGER_BUCKETS; i++) {
+        struct ledger_entry *e;
+        for (e = l->tab[i]; e; e = e->next) {
+            if (e->delta == 0)
+                continue;
+            if (send(e->scope, e->id, e->month, e->delta, arg) == 0)
+                e->delta = 0;
+            else
+                left = 1;
+        }
+    }
+    l->dirty = left;
+}
+
+void ledger_requeue(struct ledger *l, const char *scope, const char *id, const char *month,
+                    double usd)
+{
+    struct ledger_entry *e = ledger_entry(l, scope, id, month);
+    if (e && usd > 0) {
+        e->delta += usd;
+        l->dirty = 1;
+    }
+}
+
 void ledger_month(int64_t wall_ms, char *out, size_t outlen)
 {
     time_t t = (time_t)(wall_ms / 1000);

@@ -35,6 +35,25 @@ int ledger_flush(struct ledger *l, char *err, size_t errlen) WUR;
 /* 1 when something waits to be written. */
 int ledger_dirty(const struct ledger *l);
 
+/* ---- a ledger that mirrors a shared one (budgets backend: redis) ----
+ * Opened on ":memory:", it holds this instance's view: the total last read
+ * from the shared store plus what was added here and not yet sent. */
+
+/* The shared store says scope/id spent usd in month (everything sent so far
+ * included): the local view becomes usd plus what is still unsent. */
+void ledger_observe(struct ledger *l, const char *scope, const char *id, const char *month,
+                    double usd);
+/* Hands every unsent amount to send (scope, id and month are borrowed and
+ * stay valid until ledger_close); an amount send returns 0 for is no longer
+ * unsent. */
+void ledger_drain(struct ledger *l,
+                  int (*send)(const char *scope, const char *id, const char *month, double usd,
+                              void *arg),
+                  void *arg);
+/* A sent amount did not arrive: unsent again (the local total keeps it). */
+void ledger_requeue(struct ledger *l, const char *scope, const char *id, const char *month,
+                    double usd);
+
 /* "YYYY-MM" (UTC) of a wall-clock time in ms into out (>= 8 bytes). */
 void ledger_month(int64_t wall_ms, char *out, size_t outlen);
 

@@ -117,7 +117,7 @@ static const char *const lint_router_keys[] = {
 
 /* Keys only slodrill's router reads (LiteLLM drops them). */
 static const char *const lint_slodrill_keys[] = {"idle_timeout", "stream_idle_timeout",
-                                                 "slodrill_request_log", NULL};
+                                                 "slodrill_request_log", "slodrill_shared_cooldowns", NULL};
 
 /* litellm_settings keys in common use. The proxy sets each as an attribute
  * of the litellm module, whatever its name: a misspelt one is set and never
@@ -178,7 +178,8 @@ static const char *const lint_params_keys[] = {
     "aws_role_name", "api_type", "tags", "litellm_credential_name", "cooldown_time",
     "max_parallel_requests", "max_budget", "budget_duration", "tenant_id", "client_id",
     "client_secret", "azure_ad_token", "reasoning_effort", "configurable_clientside_auth_params",
-    "litellm_trace_id", "additional_drop_params", "thinking", NULL};
+    "litellm_trace_id", "additional_drop_params", "thinking", "cache_control_injection_points",
+    NULL};
 
 /* ---- the checks ---- */
 

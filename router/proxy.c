@@ -42,6 +42,7 @@
 #include "router/prices.h"
 #include "router/metrics.h"
 #include "router/reqlog.h"
+#include "router/travel.h"
 
 #define PX_TAG "router"
 #define PX_MAX_CLIENT_BODY (8u << 20)    /* client request body */
@@ -56,6 +57,14 @@
 #define PX_MAX_IDLE_UPSTREAM 4096        /* idle upstream connections kept for reuse */
 #define PX_RECV_BUFFER_STREAM 2048       /* libcurl's receive buffer for a stream */
 #define PX_EASY_POOL 256                 /* idle curl easy handles kept for reuse */
+/* freed request and attempt records kept for reuse: a preq is a few kB, and
+ * a malloc that large makes glibc consolidate its fast bins every time. Off
+ * under ASan, which must see every free. */
+#if defined(__SANITIZE_ADDRESS__)
+#define PX_OBJ_POOL 0
+#else
+#define PX_OBJ_POOL 256
+#endif
 
 enum px_fail {
     PX_FAIL_NONE = 0,
@@ -74,7 +83,9 @@ struct patt {
     struct preq *rq;
     int dep;
     CURL *easy;
-    struct curl_slist *hdrs;
+    struct curl_slist *hdrs;  /* rid_node, then the deployment's fixed headers (not ours) */
+    struct curl_slist rid_node;
+    char rid_hdr[80];         /* x-slodrill-request-id: ... */
     char *payload;
     int status;
     size_t header_bytes;
@@ -105,6 +116,8 @@ struct preq {
     struct evhttp_request *req; /* NULL once the client went away */
     struct core_req *cr;
     cJSON *body;
+    char *raw;            /* the body as the client sent it (NUL-terminated) */
+    size_t raw_len;
     const char *alias;    /* borrowed from body */
     int stream;
     int client_usage;     /* the client asked for stream_options.include_usage */
@@ -135,6 +148,14 @@ struct preq {
     struct preq *next, *prev;
 };
 
+/* What every attempt on a deployment sends alike, built once in proxy_new. */
+struct px_dep {
+    char *url;
+    struct curl_slist *hdrs[2]; /* [stream]: key, content type, accept, no Expect */
+    int priced;                 /* rates holds its prices (px_cost) */
+    struct prices_rates rates;
+};
+
 struct proxy {
     struct event_base *base;
     const struct router_config *cfg;
@@ -155,6 +176,9 @@ struct proxy {
     struct metrics *metrics;
     CURL *easy_pool[PX_EASY_POOL]; /* idle easy handles, reset, for the next attempts */
     int n_easy_pool;
+    void *free_rq[PX_OBJ_POOL + 1], *free_att[PX_OBJ_POOL + 1]; /* records for reuse */
+    struct px_dep *deps;     /* per deployment: URL and fixed headers, built once */
+    int n_free_rq, n_free_att;
     struct reqlog *log;      /* NULL: no request log */
     struct guard *guard;     /* budgets, rate caps, cache, travel mode */
 };
@@ -257,11 +281,37 @@ static void px_dep_unlink(struct proxy *p, struct patt *a)
 }
 
 static void px_client_closed(struct evhttp_connection *evcon, void *arg);
+static void px_route(struct preq *rq, struct evhttp_request *req);
+static void px_admitted(void *arg, enum guard_verdict v);
 
 /* Copies at most n - 1 bytes of s into out, NUL-terminated. */
 static void px_copy(char *out, size_t n, const char *s)
 {
-    snprintf(out, n, "%s", s ? s : "");
+    size_t k = s ? strnlen(s, n - 1) : 0;
+    if (k)
+        memcpy(out, s, k);
+    out[k] = '\0';
+}
+
+/* A zeroed record of size n from pool (*count of them), else calloc. */
+static void *px_obj_get(void **pool, int *count, size_t n)
+{
+    void *o;
+    if (*count > 0) {
+        o = pool[--*count];
+        memset(o, 0, n);
+        return o;
+    }
+    return calloc(1, n);
+}
+
+/* Takes back a record (NULL does nothing). */
+static void px_obj_put(void **pool, int *count, void *o)
+{
+    if (o && *count < PX_OBJ_POOL)
+        pool[(*count)++] = o;
+    else
+        free(o);
 }
 
 /* The request's record for the request log, when there is one. */
@@ -324,6 +374,10 @@ static void px_req_free(struct preq *rq)
         return;
     p = rq->p;
     px_log(rq);
+    /* the edge counters: once per client request, as it ends (router/metrics.h) */
+    metrics_request(p->metrics, rq->alias, rq->outcome ? rq->outcome : "cancelled",
+                    rq->t_first_us ? (double)(rq->t_first_us - (uint64_t)rq->t_start_us) / 1e6 : -1,
+                    (double)(clock_mono_us() - (uint64_t)rq->t_start_us) / 1e6, rq->cost);
     if (rq->att) {
         curlev_remove(p->cv, rq->att->easy);
         px_att_free(rq->att);
@@ -341,13 +395,14 @@ static void px_req_free(struct preq *rq)
     core_req_free(rq->cr);
     guard_req_cleanup(&rq->g);
     cJSON_Delete(rq->body);
+    free(rq->raw);
     if (rq->prev)
         rq->prev->next = rq->next;
     else if (p->reqs == rq)
         p->reqs = rq->next;
     if (rq->next)
         rq->next->prev = rq->prev;
-    free(rq);
+    px_obj_put(p->free_rq, &p->n_free_rq, rq);
 }
 
 /* Detaches the client (closecb off) before a final send that may free the
@@ -539,8 +594,7 @@ static void px_att_free(struct patt *a)
     if (a->dep >= 0)
         core_inflight(a->rq->p->core, a->dep, -1);
     px_easy_put(a->rq->p, a->easy); /* removed from the multi on every path here */
-    curl_slist_free_all(a->hdrs);
-    free(a->payload);
+    free(a->payload); /* a->hdrs: our node, then the deployment's shared list */
     buf_cleanup(&a->body);
     sse_parser_free(a->sse);
     anthropic_stream_free(a->ant);
@@ -550,7 +604,7 @@ static void px_att_free(struct patt *a)
         event_free(a->ttft_timer);
     if (a->idle_timer)
         event_free(a->idle_timer);
-    free(a);
+    px_obj_put(a->rq->p->free_att, &a->rq->p->n_free_att, a);
 }
 
 static void px_schedule_next(struct preq *rq, int64_t delay_ms)
@@ -614,9 +668,9 @@ static void px_after_attempt(struct preq *rq, struct patt *a, enum core_class cl
         double ttft = a->t_first_us ? (double)(a->t_first_us - a->t_start_us) / 1e6 : -1;
         if (cls == CORE_OK)
             px_cost(rq, a);
+        struct metrics_usage mu = {a->in_tokens, a->out_tokens, a->cache_read, a->cache_write};
         metrics_attempt(p->metrics, dep, cls, (double)(now - a->t_start_us) / 1e6, ttft,
-                        cls == CORE_OK ? a->in_tokens : 0, cls == CORE_OK ? a->out_tokens : 0,
-                        cls == CORE_OK ? rq->cost : -1);
+                        cls == CORE_OK ? &mu : NULL, cls == CORE_OK ? rq->cost : -1);
     }
     if (cls != CORE_OK)
         log_info(PX_TAG, "%s: attempt %d on %s failed (%s): %s", rq->id, rq->attempts,
@@ -628,6 +682,7 @@ static void px_after_attempt(struct preq *rq, struct patt *a, enum core_class cl
     }
     if (eff.cooled) {
         char detail[512];
+        guard_cooled(p->guard, dep, cls, eff.until_ms - px_now_ms()); /* shared, when set */
         snprintf(detail, sizeof detail, "%s: %.300s; back in %.1f s", core_class_name(cls), why,
                  (double)(eff.until_ms - px_now_ms()) / 1000.0);
         px_event(p, "cooldown_start", p->cfg->dep[dep].id, detail);
@@ -716,6 +771,217 @@ static void px_take_usage(struct patt *a, const cJSON *j)
                                          "cached_tokens");
     if (cJSON_IsNumber(x) && !a->anthropic)
         a->cache_read = (long)x->valuedouble;
+}
+
+/* ---- a plain answer, checked and its usage read without building a tree ----
+ *
+ * The same acceptance as cJSON_ParseWithLength (one value, whitespace is any
+ * byte up to 0x20, numbers as strtod reads them, nesting up to 1000, bytes
+ * after the value ignored) and the same usage px_take_usage would take
+ * (first key wins, unescaped key names), at a fraction of the cost: no tree,
+ * no allocation. */
+enum px_jsu { PXJ_NONE, PXJ_TOP, PXJ_USAGE, PXJ_DETAILS };
+
+struct px_jnum {
+    long v;
+    int met;   /* the key was met (later duplicates are ignored, as cJSON finds the first) */
+    int isnum; /* its value was a number */
+};
+
+struct px_jscan {
+    const char *p, *end;
+    struct px_jnum in, out, cached;
+    int seen_usage, seen_details;
+};
+
+static int px_jscan_value(struct px_jscan *j, int depth, enum px_jsu ctx, struct px_jnum *num);
+
+static void px_jscan_ws(struct px_jscan *j)
+{
+    while (j->p < j->end && (unsigned char)*j->p <= 32)
+        j->p++;
+}
+
+static int px_jscan_hex4(const char *p)
+{
+    int i;
+    for (i = 0; i < 4; i++)
+        if (!isxdigit((unsigned char)p[i]))
+            return -1;
+    return 0;
+}
+
+/* A string at j->p; k and klen get its raw bytes (escapes left as they are). */
+static int px_jscan_string(struct px_jscan *j, const char **k, size_t *klen)
+{
+    const char *q;
+    if (j->p >= j->end || *j->p != '"')
+        return -1;
+    for (q = j->p + 1; q < j->end; q++) {
+        if (*q == '"') {
+            *k = j->p + 1;
+            *klen = (size_t)(q - j->p - 1);
+            j->p = q + 1;
+            return 0;
+        }
+        if (*q == '\\') {
+            if (++q >= j->end)
+                return -1;
+            if (*q == 'u') {
+                if (j->end - q < 5 || px_jscan_hex4(q + 1) != 0)
+                    return -1;
+                q += 4;
+            } else if (!strchr("\"\\/bfnrt", *q) || !*q) {
+                return -1;
+            }
+        }
+    }
+    return -1;
+}
+
+static int px_jscan_number(struct px_jscan *j, struct px_jnum *num)
+{
+    char tmp[64], *e;
+    size_t n = 0;
+    double v;
+    while (j->p + n < j->end && n < sizeof tmp - 1 && strchr("0123456789+-.eE", j->p[n]) &&
+           j->p[n])
+        n++;
+    memcpy(tmp, j->p, n);
+    tmp[n] = '\0';
+    v = strtod(tmp, &e);
+    if (e == tmp)
+        return -1;
+    j->p += e - tmp;
+    if (num) {
+        num->v = (long)v;
+        num->isnum = 1;
+    }
+    return 0;
+}
+
+static int px_jscan_object(struct px_jscan *j, int depth, enum px_jsu ctx)
+{
+    j->p++;
+    px_jscan_ws(j);
+    if (j->p < j->end && *j->p == '}') {
+        j->p++;
+        return 0;
+    }
+    for (;;) {
+        const char *k;
+        size_t kl;
+        enum px_jsu sub = PXJ_NONE;
+        struct px_jnum *num = NULL;
+        px_jscan_ws(j);
+        if (px_jscan_string(j, &k, &kl) != 0)
+            return -1;
+        px_jscan_ws(j);
+        if (j->p >= j->end || *j->p != ':')
+            return -1;
+        j->p++;
+        px_jscan_ws(j);
+#define PXJ_KEY(s) (kl == sizeof s - 1 && !memcmp(k, s, kl))
+        if (ctx == PXJ_TOP && PXJ_KEY("usage") && !j->seen_usage++)
+            sub = PXJ_USAGE;
+        else if (ctx == PXJ_USAGE && PXJ_KEY("prompt_tokens_details") && !j->seen_details++)
+            sub = PXJ_DETAILS;
+        else if (ctx == PXJ_USAGE && PXJ_KEY("prompt_tokens") && !j->in.met++)
+            num = &j->in;
+        else if (ctx == PXJ_USAGE && PXJ_KEY("completion_tokens") && !j->out.met++)
+            num = &j->out;
+        else if (ctx == PXJ_DETAILS && PXJ_KEY("cached_tokens") && !j->cached.met++)
+            num = &j->cached;
+#undef PXJ_KEY
+        if (px_jscan_value(j, depth + 1, sub, num) != 0)
+            return -1;
+        px_jscan_ws(j);
+        if (j->p < j->end && *j->p == ',') {
+            j->p++;
+            continue;
+        }
+        if (j->p < j->end && *j->p == '}') {
+            j->p++;
+            return 0;
+        }
+        return -1;
+    }
+}
+
+/* One value at j->p. ctx: what an object here is (usage, its details);
+ * num: where a number here goes (isnum stays 0 when it is not one). */
+static int px_jscan_value(struct px_jscan *j, int depth, enum px_jsu ctx, struct px_jnum *num)
+{
+    const char *k;
+    size_t kl;
+    if (depth > 1000 || j->p >= j->end)
+        return -1;
+    switch (*j->p) {
+    case '{':
+        return px_jscan_object(j, depth, ctx);
+    case '[':
+        j->p++;
+        px_jscan_ws(j);
+        if (j->p < j->end && *j->p == ']') {
+            j->p++;
+            return 0;
+        }
+        for (;;) {
+            px_jscan_ws(j);
+            if (px_jscan_value(j, depth + 1, PXJ_NONE, NULL) != 0)
+                return -1;
+            px_jscan_ws(j);
+            if (j->p < j->end && *j->p == ',') {
+                j->p++;
+                continue;
+            }
+            if (j->p < j->end && *j->p == ']') {
+                j->p++;
+                return 0;
+            }
+            return -1;
+        }
+    case '"':
+        return px_jscan_string(j, &k, &kl);
+    case 'n':
+    case 't':
+    case 'f': {
+        static const char *const lit[] = {"null", "true", "false"};
+        size_t i;
+        for (i = 0; i < 3; i++) {
+            size_t n = strlen(lit[i]);
+            if ((size_t)(j->end - j->p) >= n && !memcmp(j->p, lit[i], n)) {
+                j->p += n;
+                return 0;
+            }
+        }
+        return -1;
+    }
+    default:
+        return px_jscan_number(j, num);
+    }
+}
+
+/* A held plain answer: 0 when it is JSON (and its usage taken into a, as
+ * px_take_usage would), -1 when not. */
+static int px_answer_scan(struct patt *a, const char *s, size_t n)
+{
+    struct px_jscan j;
+    memset(&j, 0, sizeof j);
+    j.p = s;
+    j.end = s + n;
+    if (n >= 3 && !memcmp(s, "\xEF\xBB\xBF", 3)) /* cJSON skips a UTF-8 BOM */
+        j.p += 3;
+    px_jscan_ws(&j);
+    if (px_jscan_value(&j, 0, PXJ_TOP, NULL) != 0)
+        return -1;
+    if (j.in.isnum)
+        a->in_tokens = j.in.v;
+    if (j.out.isnum)
+        a->out_tokens = j.out.v;
+    if (j.cached.isnum && !a->anthropic)
+        a->cache_read = j.cached.v;
+    return 0;
 }
 
 static void px_idle_arm(struct patt *a)
@@ -1077,10 +1343,9 @@ static void px_cost(struct preq *rq, const struct patt *a)
     double c;
     if (d->in_cost < 0 || d->out_cost < 0 || (a->in_tokens <= 0 && a->out_tokens <= 0))
         return;
-    if (!prices_rates_for(d->model, d->in_cost, d->out_cost, &r))
+    if (!rq->p->deps[a->dep].priced) /* looked up once, in px_deps_build */
         return;
-    if (d->dialect == ROUTER_DIALECT_OPENAI && !prices_find(d->model))
-        r.cached_in = r.in;
+    r = rq->p->deps[a->dep].rates;
     u.prompt = a->in_tokens;
     u.completion = a->out_tokens;
     u.cache_read = a->cache_read;
@@ -1155,13 +1420,9 @@ static void px_attempt_end(struct patt *a, CURLcode result)
                 snprintf(why, sizeof why, "answer is not a Messages API answer");
             }
         } else if (!a->is_sse && !rq->committed) {
-            cJSON *j = cJSON_ParseWithLength(a->body.data ? a->body.data : "", a->body.len);
-            if (!j) {
+            if (px_answer_scan(a, a->body.data ? a->body.data : "", a->body.len) != 0) {
                 cls = CORE_RETRYABLE;
                 snprintf(why, sizeof why, "answer is not JSON");
-            } else {
-                px_take_usage(a, j);
-                cJSON_Delete(j);
             }
         }
     } else {
@@ -1252,6 +1513,135 @@ static void px_attempt_end(struct patt *a, CURLcode result)
     px_plan_next(rq);
 }
 
+/* JSON text scanning for px_model_span: p at the token, end bounds it.
+ * Each returns the position after what it skipped, or NULL. */
+static const char *px_js_ws(const char *p, const char *end)
+{
+    while (p < end && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r'))
+        p++;
+    return p;
+}
+
+static const char *px_js_string(const char *p, const char *end, int *escaped)
+{
+    if (p >= end || *p != '"')
+        return NULL;
+    for (p++; p < end; p++) {
+        if (*p == '\\') {
+            if (escaped)
+                *escaped = 1;
+            p++;
+        } else if (*p == '"') {
+            return p + 1;
+        }
+    }
+    return NULL;
+}
+
+static const char *px_js_value(const char *p, const char *end)
+{
+    int depth = 0;
+    if (p < end && *p == '"')
+        return px_js_string(p, end, NULL);
+    while (p < end) {
+        if (*p == '"') {
+            if (!(p = px_js_string(p, end, NULL)))
+                return NULL;
+            continue;
+        }
+        if (*p == '{' || *p == '[') {
+            depth++;
+        } else if (*p == '}' || *p == ']') {
+            if (depth == 0)
+                return p;
+            if (--depth == 0)
+                return p + 1;
+        } else if (depth == 0 && (*p == ',' || *p == ' ' || *p == '\t' || *p == '\n' ||
+                                  *p == '\r')) {
+            return p;
+        }
+        p++;
+    }
+    return depth == 0 ? p : NULL;
+}
+
+/* Where the one top-level "model" string value lies in the client's JSON
+ * object text (quotes included): 0, or -1 when the text is not that simple
+ * (no such key or more than one, an escaped key, trailing bytes): the caller
+ * then rewrites through cJSON. */
+static int px_model_span(const char *s, size_t n, size_t *vs, size_t *ve)
+{
+    const char *end = s + n, *p = px_js_ws(s, end), *k, *ke, *v;
+    int found = 0;
+    if (p >= end || *p != '{')
+        return -1;
+    p = px_js_ws(p + 1, end);
+    if (p < end && *p == '}')
+        return -1;
+    for (;;) {
+        int esc = 0;
+        k = p;
+        if (!(ke = px_js_string(p, end, &esc)) || esc)
+            return -1;
+        p = px_js_ws(ke, end);
+        if (p >= end || *p != ':')
+            return -1;
+        v = px_js_ws(p + 1, end);
+        if (!(p = px_js_value(v, end)))
+            return -1;
+        if (ke - k == 7 && !memcmp(k, "\"model\"", 7)) {
+            if (found++ || v >= end || *v != '"')
+                return -1;
+            *vs = (size_t)(v - s);
+            *ve = (size_t)(p - s);
+        }
+        p = px_js_ws(p, end);
+        if (p < end && *p == ',') {
+            p = px_js_ws(p + 1, end);
+            continue;
+        }
+        if (p >= end || *p != '}')
+            return -1;
+        p = px_js_ws(p + 1, end);
+        return found == 1 && p == end ? 0 : -1;
+    }
+}
+
+/* The client's text with its model value replaced by model (JSON-escaped):
+ * the body need not be parsed back and printed again. NULL when the text is
+ * not simple enough (px_model_span) or out of memory. */
+static char *px_payload_splice(const struct preq *rq, const char *model)
+{
+    size_t vs = 0, ve = 0, i, o = 0, mlen = strlen(model);
+    char *s;
+    if (!rq->raw || px_model_span(rq->raw, rq->raw_len, &vs, &ve) != 0 ||
+        mlen > PX_MAX_CLIENT_BODY || !(s = malloc(rq->raw_len - (ve - vs) + 6 * mlen + 3)))
+        return NULL;
+    memcpy(s, rq->raw, vs);
+    o = vs;
+    s[o++] = '"';
+    for (i = 0; i < mlen; i++) {
+        unsigned char c = (unsigned char)model[i];
+        if (c == '"' || c == '\\') {
+            s[o++] = '\\';
+            s[o++] = (char)c;
+        } else if (c < 0x20) {
+            static const char hex[] = "0123456789abcdef";
+            memcpy(s + o, "\\u00", 4);
+            s[o + 4] = hex[c >> 4];
+            s[o + 5] = hex[c & 15];
+            o += 6;
+        } else {
+            s[o++] = (char)c;
+        }
+    }
+    s[o++] = '"';
+    memcpy(s + o, rq->raw + ve, rq->raw_len - ve);
+    o += rq->raw_len - ve;
+    s[o] = '\0';
+    return s;
+}
+
 /* The body for one deployment: the client's with model replaced and, on
  * streams, usage asked for (it prices the answer); for an Anthropic
  * deployment, the Messages translation. */
@@ -1262,11 +1652,15 @@ static char *px_payload(struct preq *rq, const struct router_deploy *d)
     char err[128];
 
     if (d->dialect == ROUTER_DIALECT_ANTHROPIC) {
-        s = anthropic_request(rq->body, d->upstream_model, err, sizeof err);
+        struct anthropic_opts ao = {d->cache_points, d->ncache_points};
+        s = anthropic_request(rq->body, d->upstream_model, &ao, err, sizeof err);
         if (!s)
             log_warn(PX_TAG, "%s: %s", rq->id, err);
         goto out;
     }
+    /* a plain request: only the model changes, in the client's own text */
+    if (!rq->stream && (s = px_payload_splice(rq, d->upstream_model)))
+        goto out;
     if (!(copy = cJSON_Duplicate(rq->body, 1)))
         goto out;
     cJSON_DeleteItemFromObjectCaseSensitive(copy, "model");
@@ -1297,12 +1691,10 @@ static int px_attempt_start(struct preq *rq)
     int dep = rq->pick.dep;
     const struct router_deploy *d = &cfg->dep[dep];
     struct patt *a = NULL;
-    struct buf tmp;
     int64_t timeout_ms, ttft_ms;
     int rc = -1;
 
-    buf_init(&tmp, 8192);
-    a = calloc(1, sizeof *a);
+    a = px_obj_get(p->free_att, &p->n_free_att, sizeof *a);
     if (!a)
         goto out;
     a->rq = rq;
@@ -1313,37 +1705,13 @@ static int px_attempt_start(struct preq *rq)
     if (!(a->held = evbuffer_new()) || !(a->easy = px_easy_get(p)) ||
         !(a->payload = px_payload(rq, d)))
         goto out;
-    if (a->anthropic) {
-        /* Messages API: POST BASE/v1/messages, x-api-key, anthropic-version */
-        char *url = anthropic_url(d->api_base);
-        if (!url || buf_puts(&tmp, url) != 0) {
-            free(url);
-            goto out;
-        }
-        free(url);
-    } else if (buf_printf(&tmp, "%s/chat/completions", d->api_base) != 0) {
-        goto out;
-    }
-    curl_easy_setopt(a->easy, CURLOPT_URL, tmp.data);
-    buf_reset(&tmp);
-    if (a->anthropic) {
-        if (buf_printf(&tmp, "x-api-key: %s", d->api_key) != 0 ||
-            !(a->hdrs = curl_slist_append(a->hdrs, tmp.data)) ||
-            !(a->hdrs = curl_slist_append(a->hdrs, "anthropic-version: " ANTHROPIC_VERSION)))
-            goto out;
-    } else if (buf_printf(&tmp, "Authorization: Bearer %s", d->api_key) != 0 ||
-               !(a->hdrs = curl_slist_append(a->hdrs, tmp.data))) {
-        goto out;
-    }
-    if (!(a->hdrs = curl_slist_append(a->hdrs, "Content-Type: application/json")) ||
-        !(a->hdrs = curl_slist_append(a->hdrs, rq->stream ? "Accept: text/event-stream"
-                                                           : "Accept: application/json")) ||
-        !(a->hdrs = curl_slist_append(a->hdrs, "Expect:")))
-        goto out;
-    buf_reset(&tmp);
-    if (buf_printf(&tmp, "x-slodrill-request-id: %s", rq->id) != 0 ||
-        !curl_slist_append(a->hdrs, tmp.data))
-        goto out;
+    /* the URL and the fixed headers were built once (px_deps_build); this
+     * attempt adds its request id in front of them */
+    curl_easy_setopt(a->easy, CURLOPT_URL, p->deps[dep].url);
+    snprintf(a->rid_hdr, sizeof a->rid_hdr, "x-slodrill-request-id: %s", rq->id);
+    a->rid_node.data = a->rid_hdr;
+    a->rid_node.next = p->deps[dep].hdrs[rq->stream ? 1 : 0];
+    a->hdrs = &a->rid_node;
     timeout_ms = d->timeout_ms > 0 ? d->timeout_ms : cfg->timeout_ms;
     ttft_ms = d->stream_timeout_ms > 0 ? d->stream_timeout_ms : cfg->stream_timeout_ms;
     curl_easy_setopt(a->easy, CURLOPT_HTTPHEADER, a->hdrs);
@@ -1394,7 +1762,6 @@ static int px_attempt_start(struct preq *rq)
     a = NULL;
     rc = 0;
 out:
-    buf_cleanup(&tmp);
     px_att_free(a);
     return rc;
 }
@@ -1646,7 +2013,6 @@ static void px_chat(struct proxy *p, struct evhttp_request *req)
     struct preq *rq = NULL;
     const cJSON *model, *stream;
     char *text = NULL;
-    char msg[512];
 
     text = malloc(len + 1);
     if (!text) {
@@ -1655,7 +2021,7 @@ static void px_chat(struct proxy *p, struct evhttp_request *req)
     }
     evbuffer_copyout(in, text, len);
     text[len] = '\0';
-    rq = calloc(1, sizeof *rq);
+    rq = px_obj_get(p->free_rq, &p->n_free_rq, sizeof *rq);
     if (!rq) {
         px_reply_error(req, 500, "out of memory", "server_error", NULL);
         goto out;
@@ -1673,6 +2039,9 @@ static void px_chat(struct proxy *p, struct evhttp_request *req)
         p->reqs->prev = rq;
     p->reqs = rq;
     rq->body = cJSON_ParseWithLength(text, len);
+    rq->raw = text; /* kept for px_payload_splice */
+    rq->raw_len = len;
+    text = NULL;
     if (!rq->body || !cJSON_IsObject(rq->body)) {
         px_reject(rq, req, 400, "the request body is not a JSON object", "invalid_json");
         goto out;
@@ -1696,14 +2065,45 @@ static void px_chat(struct proxy *p, struct evhttp_request *req)
     rq->alias = model->valuestring;
     px_tags(rq, req);
     p->stats.requests++;
-    if (!p->bypass && guard_admit(p->guard, req, rq->id, rq->body, &rq->alias, rq->stream,
-                                  rq->client_usage, rq->tenant, rq->user, rq->feature,
-                                  &rq->g) == GUARD_ANSWERED) {
-        rq->outcome = rq->g.outcome;
-        rq->status_sent = rq->g.status;
-        rq->t_first_us = clock_mono_us();
-        goto out;
+    if (p->cfg->budgets) { /* the budget ladder may edit the body: no splicing its text */
+        free(rq->raw);
+        rq->raw = NULL;
     }
+    if (!p->bypass) {
+        enum guard_verdict gv;
+        rq->g.resume = px_admitted;
+        rq->g.resume_arg = rq;
+        gv = guard_admit(p->guard, req, rq->id, rq->body, &rq->alias, rq->stream,
+                         rq->client_usage, rq->tenant, rq->user, rq->feature, &rq->g);
+        if (gv == GUARD_ANSWERED) {
+            rq->outcome = rq->g.outcome;
+            rq->status_sent = rq->g.status;
+            rq->t_first_us = clock_mono_us();
+            goto out;
+        }
+        if (gv == GUARD_PENDING) { /* asking Redis (router/shared.h); px_admitted goes on */
+            rq->req = req;
+            evhttp_connection_set_closecb(evhttp_request_get_connection(req), px_client_closed,
+                                          rq);
+            rq = NULL;
+            goto out;
+        }
+    }
+    px_route(rq, req);
+    rq = NULL;
+out:
+    free(text);
+    if (rq)
+        px_req_free(rq);
+}
+
+/* The guard let rq through (or answered it itself, or it is waiting on
+ * Redis): pick the first deployment. Takes rq. */
+static void px_route(struct preq *rq, struct evhttp_request *req)
+{
+    struct proxy *p = rq->p;
+    char msg[512];
+
     if (p->bypass) {
         size_t i;
         for (i = 0; i < p->cfg->ndep; i++)
@@ -1736,15 +2136,61 @@ static void px_chat(struct proxy *p, struct evhttp_request *req)
         rq->last_dep = rq->pick.dep;
     rq = NULL;
 out:
-    free(text);
     if (rq)
         px_req_free(rq);
+}
+
+/* A guard admission that waited on Redis is decided. */
+static void px_admitted(void *arg, enum guard_verdict v)
+{
+    struct preq *rq = arg;
+    struct evhttp_request *req = px_take_req(rq);
+    if (v == GUARD_ANSWERED) {
+        rq->outcome = rq->g.outcome;
+        rq->status_sent = rq->g.status;
+        rq->t_first_us = clock_mono_us();
+        px_req_free(rq);
+        return;
+    }
+    px_route(rq, req);
 }
 
 static void px_cool_cleared(int dep, void *arg)
 {
     struct proxy *p = arg;
     px_event(p, "cooldown_end", p->cfg->dep[dep].id, "cleared by an operator");
+}
+
+/* Another router instance put dep into cooldown, or (dep -1) an operator
+ * cleared every cooldown there (router_settings.slodrill_shared_cooldowns):
+ * the same here, ending when the other instance's cooldown ends. */
+static void px_shared_cool(int dep, int cls, int64_t remaining_ms, void *arg)
+{
+    struct proxy *p = arg;
+    struct core_effect eff = {0, 0, 0};
+    int64_t now = px_now_ms(), span = p->cfg->cooldown_ms;
+    char detail[160];
+    int started;
+
+    if (dep < 0) {
+        core_clear_cooldowns(p->core, px_cool_cleared, p);
+        px_cool_timer_arm(p);
+        return;
+    }
+    /* core_cool lasts max(cooldown_time, retry_after) from the now it is
+     * given: a shorter remainder is had by giving it an earlier now */
+    if (remaining_ms >= span)
+        started = core_cool(p->core, dep, (enum core_class)cls, remaining_ms, now, &eff);
+    else
+        started = core_cool(p->core, dep, (enum core_class)cls, 0, now - (span - remaining_ms),
+                            &eff);
+    if (!started || !eff.cooled)
+        return;
+    snprintf(detail, sizeof detail, "shared: %s on another router instance; back in %.1f s",
+             core_class_name((enum core_class)cls), (double)(eff.until_ms - now) / 1000.0);
+    px_event(p, "cooldown_start", p->cfg->dep[dep].id, detail);
+    px_cool_timer_arm(p);
+    px_move_waiting(p, dep, NULL);
 }
 
 /* GET /admin/deployments: each deployment's health as the core sees it now. */
@@ -1814,6 +2260,7 @@ static void px_admin(struct proxy *p, struct evhttp_request *req, const char *pa
             px_reply_error(req, 405, "use POST", "invalid_request_error", NULL);
         } else {
             int n = core_clear_cooldowns(p->core, px_cool_cleared, p);
+            guard_cooldowns_cleared(p->guard);
             px_cool_timer_arm(p);
             if (buf_printf(&out, "{\"cleared\":%d}", n) != 0)
                 px_reply_error(req, 500, "out of memory", "server_error", NULL);
@@ -1836,14 +2283,13 @@ static void px_handle(struct evhttp_request *req, void *arg)
     enum evhttp_cmd_type cmd = evhttp_request_get_command(req);
     struct evhttp_connection *evcon = evhttp_request_get_connection(req);
 
-    if (evcon) {
+    /* TCP_NODELAY comes from the listening socket (accepted sockets inherit
+     * it): no setsockopt per request */
+    if (evcon && p->client_sndbuf > 0) {
         struct bufferevent *bev = evhttp_connection_get_bufferevent(evcon);
-        if (bev && bufferevent_getfd(bev) >= 0) {
-            net_nodelay(bufferevent_getfd(bev));
-            if (p->client_sndbuf > 0)
-                setsockopt(bufferevent_getfd(bev), SOL_SOCKET, SO_SNDBUF, &p->client_sndbuf,
-                           sizeof p->client_sndbuf);
-        }
+        if (bev && bufferevent_getfd(bev) >= 0)
+            setsockopt(bufferevent_getfd(bev), SOL_SOCKET, SO_SNDBUF, &p->client_sndbuf,
+                       sizeof p->client_sndbuf);
     }
     n = strcspn(uri, "?");
     if (n >= sizeof path)
@@ -1897,13 +2343,80 @@ static void px_handle(struct evhttp_request *req, void *arg)
         px_chat(p, req);
         return;
     }
+    if (!strcmp(path, "/travel") || !strncmp(path, "/travel/", 8)) {
+        travel_serve(req, path); /* the browser half of travel mode (router/travel.h) */
+        return;
+    }
     px_reply_error(req, 404, "no such route", "invalid_request_error", "not_found");
+}
+
+/* Each deployment's URL and fixed request headers. 0 or -1 (out of memory). */
+static int px_deps_build(struct proxy *p)
+{
+    struct buf tmp;
+    size_t i;
+    int k, rc = -1;
+
+    buf_init(&tmp, 8192);
+    if (!(p->deps = calloc(p->cfg->ndep ? p->cfg->ndep : 1, sizeof *p->deps)))
+        goto out;
+    for (i = 0; i < p->cfg->ndep; i++) {
+        const struct router_deploy *d = &p->cfg->dep[i];
+        struct px_dep *x = &p->deps[i];
+        int ant = d->dialect == ROUTER_DIALECT_ANTHROPIC;
+        /* Messages API: POST BASE/v1/messages, x-api-key, anthropic-version */
+        if (!(x->url = ant ? anthropic_url(d->api_base) : NULL) && ant)
+            goto out;
+        if (!ant) {
+            buf_reset(&tmp);
+            if (buf_printf(&tmp, "%s/chat/completions", d->api_base) != 0 ||
+                !(x->url = strdup(tmp.data)))
+                goto out;
+        }
+        /* the prices px_cost applies: the table's row or the config's */
+        if ((x->priced = prices_rates_for(d->model, d->in_cost, d->out_cost, &x->rates) != 0) &&
+            d->dialect == ROUTER_DIALECT_OPENAI && !prices_find(d->model))
+            x->rates.cached_in = x->rates.in;
+        for (k = 0; k < 2; k++) {
+            struct curl_slist *l = NULL, *n;
+            buf_reset(&tmp);
+            if (ant ? buf_printf(&tmp, "x-api-key: %s", d->api_key)
+                    : buf_printf(&tmp, "Authorization: Bearer %s", d->api_key))
+                goto out;
+            if (!(n = curl_slist_append(l, tmp.data)))
+                goto out;
+            x->hdrs[k] = l = n;
+            if ((ant && !curl_slist_append(l, "anthropic-version: " ANTHROPIC_VERSION)) ||
+                !curl_slist_append(l, "Content-Type: application/json") ||
+                !curl_slist_append(l, k ? "Accept: text/event-stream" : "Accept: application/json") ||
+                !curl_slist_append(l, "Expect:"))
+                goto out;
+        }
+    }
+    rc = 0;
+out:
+    buf_cleanup(&tmp);
+    return rc;
+}
+
+static void px_deps_free(struct proxy *p)
+{
+    size_t i;
+    if (!p->deps)
+        return;
+    for (i = 0; i < p->cfg->ndep; i++) {
+        free(p->deps[i].url);
+        curl_slist_free_all(p->deps[i].hdrs[0]);
+        curl_slist_free_all(p->deps[i].hdrs[1]);
+    }
+    free(p->deps);
 }
 
 struct proxy *proxy_new(struct event_base *base, const struct router_config *cfg,
                         const struct proxy_opts *opts, char *err, size_t errlen)
 {
     struct proxy *p = NULL, *ret = NULL;
+    struct evhttp_bound_socket *bound = NULL;
     const char *host = opts && opts->host ? opts->host : "127.0.0.1";
     const char *bypass = getenv("BYPASS_ROUTER");
 
@@ -1926,7 +2439,8 @@ struct proxy *proxy_new(struct event_base *base, const struct router_config *cfg
     p->http = evhttp_new(base);
     p->cool_timer = evtimer_new(base, px_cool_fired, p);
     p->metrics = metrics_new(cfg);
-    if (!p->by_dep || !p->core || !p->cv || !p->http || !p->cool_timer || !p->metrics) {
+    if (!p->by_dep || !p->core || !p->cv || !p->http || !p->cool_timer || !p->metrics ||
+        px_deps_build(p) != 0) {
         snprintf(err, errlen, "out of memory");
         goto out;
     }
@@ -1937,6 +2451,10 @@ struct proxy *proxy_new(struct event_base *base, const struct router_config *cfg
     }
     if (!(p->guard = guard_new(base, cfg, p->core, p->on_event, p->event_arg, err, errlen)))
         goto out;
+    if (guard_share_cooldowns(p->guard, px_shared_cool, p) != 0) {
+        snprintf(err, errlen, "out of memory");
+        goto out;
+    }
     /* Keep-alive to the providers: libcurl's default cache (4 x the transfers in
      * flight when a connection returns) closes and reopens connections under
      * load; a fixed, generous cache keeps them. */
@@ -1946,8 +2464,9 @@ struct proxy *proxy_new(struct event_base *base, const struct router_config *cfg
     evhttp_set_allowed_methods(p->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD |
                                             EVHTTP_REQ_OPTIONS);
     evhttp_set_gencb(p->http, px_handle, p);
-    if (net_listen_http(p->http, host, opts ? opts->port : 0, &p->port, NULL, err, errlen) != 0)
+    if (net_listen_http(p->http, host, opts ? opts->port : 0, &p->port, &bound, err, errlen) != 0)
         goto out;
+    net_nodelay(evhttp_bound_socket_get_fd(bound)); /* inherited by every accepted socket */
     if (p->bypass)
         log_warn(PX_TAG, "BYPASS_ROUTER is set: every request goes to the first deployment of "
                          "its alias, once, with no retries or failover");
@@ -1972,9 +2491,14 @@ void proxy_free(struct proxy *p)
         event_free(p->cool_timer);
     while (p->n_easy_pool > 0)
         curl_easy_cleanup(p->easy_pool[--p->n_easy_pool]);
+    while (p->n_free_rq > 0)
+        free(p->free_rq[--p->n_free_rq]);
+    while (p->n_free_att > 0)
+        free(p->free_att[--p->n_free_att]);
     curlev_free(p->cv);
     core_free(p->core);
     metrics_free(p->metrics);
+    px_deps_free(p);
     free(p->by_dep);
     free(p);
 }

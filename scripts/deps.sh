@@ -16,6 +16,7 @@ declare -A pc_pkg=(
   [libcjson]=libcjson-dev
   [yaml-0.1]=libyaml-dev
   [sqlite3]=libsqlite3-dev
+  [hiredis]=libhiredis-dev
 )
 # command -> Debian package
 declare -A cmd_pkg=( [cc]=gcc [make]=make [pkg-config]=pkg-config )
@@ -26,7 +27,8 @@ if [ "$mode" = test ]; then
   cmd_pkg[curl]=curl
   cmd_pkg[sqlite3]=sqlite3
   cmd_pkg[python3]=python3
-  opt_pkg=( [tmux]=tmux [node]=nodejs [npm]=npm [chromium]=chromium [promtool]=prometheus )
+  opt_pkg=( [tmux]=tmux [node]=nodejs [npm]=npm [chromium]=chromium [promtool]=prometheus
+            [redis-server]=redis-server )
 fi
 
 missing=()

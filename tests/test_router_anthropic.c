@@ -2,7 +2,9 @@
  * errors, a recorded-shape stream from tests/data), then the router in front of the real fake
  * in Anthropic dialect: streamed and plain answers arrive as OpenAI chunks with [DONE] and a
  * priced usage, 529 fails over to an OpenAI deployment, a 400 comes back in OpenAI's format,
- * error events before and after the first token. */
+ * error events before and after the first token. Prompt caching: cache_control placed where
+ * cache_control_injection_points say (and their config errors), and through the router the
+ * second of two identical long-prompt requests reads the fake's cache and costs less. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -89,7 +91,7 @@ static void request_translation(void **state)
     const cJSON *msgs;
     (void)state;
 
-    s = anthropic_request(req, "claude-3-5-haiku", err, sizeof err);
+    s = anthropic_request(req, "claude-3-5-haiku", NULL, err, sizeof err);
     assert_non_null(s);
     out = cJSON_Parse(s);
     assert_string_equal(str_at(out, "model"), "claude-3-5-haiku");
@@ -114,7 +116,7 @@ static void request_translation(void **state)
     cJSON_Delete(req);
     req = cJSON_Parse("{\"max_completion_tokens\":77,\"stop\":[\"a\",\"b\"],"
                       "\"messages\":[{\"role\":\"user\",\"content\":\"x\"}]}");
-    s = anthropic_request(req, "m", err, sizeof err);
+    s = anthropic_request(req, "m", NULL, err, sizeof err);
     out = cJSON_Parse(s);
     assert_true(num_at(out, "max_tokens") == 77);
     assert_string_equal(str_at(out, "stop_sequences.1"), "b");
@@ -275,6 +277,190 @@ static void stream_error_event(void **state)
                                             sizeof err),
                      -1);
     anthropic_stream_free(s);
+}
+
+/* ---- prompt caching on the way out ---- */
+
+static const cJSON *cc_of(const cJSON *o, const char *path)
+{
+    char buf[128], *save = NULL, *tok;
+    const cJSON *x = o;
+    snprintf(buf, sizeof buf, "%s", path);
+    for (tok = strtok_r(buf, ".", &save); tok && x; tok = strtok_r(NULL, ".", &save))
+        x = cJSON_IsArray(x) ? cJSON_GetArrayItem(x, (int)strtol(tok, NULL, 10))
+                             : cJSON_GetObjectItemCaseSensitive(x, tok);
+    return x;
+}
+
+/* cache_control blocks in a Messages body: the system prompt's and the messages'. */
+static int count_marks(const cJSON *out)
+{
+    int i, n = cc_of(out, "system.0.cache_control") != NULL;
+    for (i = 0; i < cJSON_GetArraySize(cJSON_GetObjectItem(out, "messages")); i++) {
+        char path[64];
+        snprintf(path, sizeof path, "messages.%d.content.0.cache_control", i);
+        n += cc_of(out, path) != NULL;
+    }
+    return n;
+}
+
+static void cache_points_placed(void **state)
+{
+    const char *in =
+        "{\"messages\":[{\"role\":\"system\",\"content\":\"Rules.\"},"
+        "{\"role\":\"developer\",\"content\":\"More rules.\"},"
+        "{\"role\":\"user\",\"content\":\"u1\"},{\"role\":\"assistant\",\"content\":\"a1\"},"
+        "{\"role\":\"user\",\"content\":\"u2\"},{\"role\":\"assistant\",\"content\":\"a2\"},"
+        "{\"role\":\"user\",\"content\":\"u3\"},{\"role\":\"assistant\",\"content\":\"a3\"},"
+        "{\"role\":\"user\",\"content\":[{\"type\":\"text\",\"text\":\"u4\"}]}]}";
+    struct anthropic_cache_point sys = {ANTHROPIC_ROLE_SYSTEM, 0, 0, 0};
+    struct anthropic_cache_point pts[3];
+    struct anthropic_opts o = {&sys, 1};
+    cJSON *req = cJSON_Parse(in), *out;
+    char err[128], *s;
+    (void)state;
+
+    /* role: system: the whole system prompt becomes one marked text block */
+    s = anthropic_request(req, "m", &o, err, sizeof err);
+    out = cJSON_Parse(s);
+    assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItem(out, "system")), 1);
+    assert_string_equal(str_at(out, "system.0.type"), "text");
+    assert_string_equal(str_at(out, "system.0.text"), "Rules.\n\nMore rules.");
+    assert_string_equal(str_at(out, "system.0.cache_control.type"), "ephemeral");
+    assert_null(cc_of(out, "system.0.cache_control.ttl"));
+    assert_string_equal(str_at(out, "messages.0.content"), "u1"); /* others untouched */
+    cJSON_Delete(out);
+    free(s);
+
+    /* every user message, and index -1 (the last message) for 1h: 4 marks; the last one's
+     * 1h follows 5-minute marks, and the API wants longer TTLs first: 5 minutes */
+    memset(pts, 0, sizeof pts);
+    pts[0].role = ANTHROPIC_ROLE_USER;
+    pts[1].has_index = 1;
+    pts[1].index = -1;
+    pts[1].ttl_1h = 1;
+    o.cache = pts;
+    o.ncache = 2;
+    s = anthropic_request(req, "m", &o, err, sizeof err);
+    out = cJSON_Parse(s);
+    assert_true(cJSON_IsString(cJSON_GetObjectItem(out, "system"))); /* not targeted */
+    assert_int_equal(count_marks(out), 4);
+    assert_string_equal(str_at(out, "messages.0.content.0.text"), "u1");
+    assert_string_equal(str_at(out, "messages.0.content.0.cache_control.type"), "ephemeral");
+    assert_string_equal(str_at(out, "messages.1.content"), "a1");
+    assert_string_equal(str_at(out, "messages.6.content.0.text"), "u4");
+    assert_null(cc_of(out, "messages.6.content.0.cache_control.ttl"));
+    cJSON_Delete(out);
+    free(s);
+
+    /* the system prompt too: 5 wanted, 4 placed -- the system prompt's, then the latest */
+    pts[2].role = ANTHROPIC_ROLE_SYSTEM;
+    o.ncache = 3;
+    s = anthropic_request(req, "m", &o, err, sizeof err);
+    out = cJSON_Parse(s);
+    assert_int_equal(count_marks(out), 4);
+    assert_string_equal(str_at(out, "system.0.cache_control.type"), "ephemeral");
+    assert_string_equal(str_at(out, "messages.0.content"), "u1"); /* the oldest: left out */
+    assert_string_equal(str_at(out, "messages.2.content.0.cache_control.type"), "ephemeral");
+    cJSON_Delete(out);
+    free(s);
+
+    /* system and index -1, both 1h: both keep 1h */
+    memset(pts, 0, sizeof pts);
+    pts[0].role = ANTHROPIC_ROLE_SYSTEM;
+    pts[0].ttl_1h = 1;
+    pts[1].has_index = 1;
+    pts[1].index = -1;
+    pts[1].ttl_1h = 1;
+    o.ncache = 2;
+    s = anthropic_request(req, "m", &o, err, sizeof err);
+    out = cJSON_Parse(s);
+    assert_int_equal(count_marks(out), 2);
+    assert_string_equal(str_at(out, "system.0.cache_control.ttl"), "1h");
+    assert_string_equal(str_at(out, "messages.6.content.0.cache_control.ttl"), "1h");
+    assert_true(cJSON_IsString(cc_of(out, "messages.5.content")));
+    cJSON_Delete(out);
+    free(s);
+    cJSON_Delete(req);
+
+    /* a client's own cache_control on a content part is kept (LiteLLM passes it through) */
+    req = cJSON_Parse("{\"messages\":[{\"role\":\"user\",\"content\":[{\"type\":\"text\","
+                      "\"text\":\"doc\",\"cache_control\":{\"type\":\"ephemeral\"}}]},"
+                      "{\"role\":\"user\",\"content\":\"q\"}]}");
+    s = anthropic_request(req, "m", NULL, err, sizeof err);
+    out = cJSON_Parse(s);
+    assert_string_equal(str_at(out, "messages.0.content.0.cache_control.type"), "ephemeral");
+    assert_string_equal(str_at(out, "messages.1.content"), "q");
+    cJSON_Delete(out);
+    free(s);
+    cJSON_Delete(req);
+}
+
+static void warn_keep(const char *msg, void *arg)
+{
+    char *w = arg;
+    size_t off = strlen(w);
+    snprintf(w + off, 1024 - off, "%s\n", msg);
+}
+
+/* A config text -> loaded (NULL on error, err filled); warnings into warn (1024 bytes). */
+static struct router_config *load_yaml(const char *text, char *err, size_t errlen, char *warn)
+{
+    char path[] = "/tmp/slodrill-antcfg-XXXXXX";
+    int fd = mkstemp(path);
+    struct router_config *cfg;
+    FILE *f;
+    assert_true(fd >= 0);
+    f = fdopen(fd, "w");
+    fputs(text, f);
+    fclose(f);
+    warn[0] = '\0';
+    cfg = router_config_load(path, NULL, NULL, warn_keep, warn, err, errlen);
+    unlink(path);
+    return cfg;
+}
+
+static void cache_points_config(void **state)
+{
+    char err[512], warn[1024], text[1024];
+    struct router_config *cfg;
+    static const struct {
+        const char *points, *want;
+    } bad[] = {
+        {"[{location: tool, role: system}]", ":5:51: location must be message"},
+        {"[{location: message, role: tool}]", ":5:66: role must be system, user or assistant"},
+        {"[{location: message}]", ":5:40: an injection point needs a role or an index"},
+        {"[{location: message, index: last}]", ":5:67: "},
+        {"[{location: message, role: user, control: {type: ephemeral, ttl: 2h}}]",
+         ":5:104: control.ttl must be 5m or 1h"},
+        {"[{location: message, role: user, rol: x}]", ":5:72: unknown key 'rol'"},
+        {"{location: message, role: system}", ":5:39: cache_control_injection_points must be a list"},
+    };
+    size_t i;
+    (void)state;
+
+    for (i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        snprintf(text, sizeof text,
+                 "model_list:\n  - model_name: a\n    litellm_params:\n      model: anthropic/c\n"
+                 "      cache_control_injection_points: %s\n",
+                 bad[i].points);
+        err[0] = '\0';
+        cfg = load_yaml(text, err, sizeof err, warn);
+        if (cfg || !strstr(err, bad[i].want))
+            fail_msg("%s: got '%s', want '%s'", bad[i].points, err, bad[i].want);
+    }
+    cfg = load_yaml("model_list:\n  - model_name: a\n    litellm_params:\n"
+                    "      model: anthropic/c\n      cache_control_injection_points:\n"
+                    "        - location: message\n          role: system\n"
+                    "        - {location: message, index: -1, control: {type: ephemeral, ttl: 1h}}\n"
+                    "  - model_name: b\n    litellm_params:\n      model: openai/g\n"
+                    "      cache_control_injection_points: [{location: message, role: system}]\n",
+                    err, sizeof err, warn);
+    assert_non_null(cfg);
+    assert_null(strstr(warn, "unknown key"));
+    /* an OpenAI deployment: accepted, said to have no effect */
+    assert_non_null(strstr(warn, "has no effect on 'openai/g'"));
+    router_config_free(cfg);
 }
 
 /* ---- through the router, against the real fake ---- */
@@ -509,6 +695,139 @@ static void error_events_before_and_after_first_token(void **state)
     rw_stop(&w);
 }
 
+/* Two identical requests with a long system prompt (over the 1,024-token minimum): with
+ * cache_control_injection_points the first writes the cache and the second reads it, and
+ * costs less; without, nothing is cached and both cost the same. */
+static const char *cache_yaml =
+    "model_list:\n"
+    "  - model_name: app/cached\n"
+    "    litellm_params:\n"
+    "      model: anthropic/claude-sonnet-4\n"
+    "      api_base: os.environ/S_BASE\n"
+    "      api_key: os.environ/S_KEY\n"
+    "      input_cost_per_token: 0.000003\n"
+    "      output_cost_per_token: 0.000015\n"
+    "      cache_control_injection_points:\n"
+    "        - location: message\n"
+    "          role: system\n"
+    "  - model_name: app/plain\n"
+    "    litellm_params:\n"
+    "      model: anthropic/claude-sonnet-4\n"
+    "      api_base: os.environ/S_BASE\n"
+    "      api_key: os.environ/S_KEY\n"
+    "      input_cost_per_token: 0.000003\n"
+    "      output_cost_per_token: 0.000015\n";
+
+/* A chat body for alias with a system prompt of about 1,600 tokens (the fakes count 4 bytes
+ * a token), varied by tag so tests do not share cache entries. Caller frees. */
+static char *long_prompt_body(const char *alias, const char *tag, int stream)
+{
+    cJSON *b = cJSON_CreateObject(), *msgs, *m;
+    char *sys = malloc(6500 + 1), *s;
+    int i;
+    for (i = 0; i < 6500; i++) sys[i] = "Policy clause; "[i % 15];
+    memcpy(sys, tag, strlen(tag));
+    sys[6500] = '\0';
+    cJSON_AddStringToObject(b, "model", alias);
+    if (stream) {
+        cJSON_AddTrueToObject(b, "stream");
+        cJSON_AddTrueToObject(cJSON_AddObjectToObject(b, "stream_options"), "include_usage");
+    }
+    msgs = cJSON_AddArrayToObject(b, "messages");
+    m = cJSON_CreateObject();
+    cJSON_AddStringToObject(m, "role", "system");
+    cJSON_AddStringToObject(m, "content", sys);
+    cJSON_AddItemToArray(msgs, m);
+    m = cJSON_CreateObject();
+    cJSON_AddStringToObject(m, "role", "user");
+    cJSON_AddStringToObject(m, "content", "Which clause covers refunds?");
+    cJSON_AddItemToArray(msgs, m);
+    s = cJSON_PrintUnformatted(b);
+    cJSON_Delete(b);
+    free(sys);
+    return s;
+}
+
+struct cached_answer {
+    double cost, prompt, cached, written;
+};
+
+/* One request; cost and usage from a plain answer's header and body, or a stream's usage
+ * chunk. */
+static void ask(struct rw *w, const char *body, int stream, struct cached_answer *a)
+{
+    struct rw_reply r;
+    char v[64];
+    cJSON *j;
+    const cJSON *u;
+
+    rw_request(w, "/v1/chat/completions", body, NULL, 5000, &r);
+    assert_int_equal(r.status, 200);
+    if (stream) {
+        cJSON *data = rw_sse_data(r.body);
+        int n = cJSON_GetArraySize(data);
+        assert_string_equal(cJSON_GetArrayItem(data, n - 1)->valuestring, "[DONE]");
+        j = cJSON_Duplicate(cJSON_GetArrayItem(data, n - 2), 1);
+        cJSON_Delete(data);
+        u = cJSON_GetObjectItem(j, "usage");
+        a->cost = num_at(u, "cost");
+    } else {
+        j = cJSON_Parse(r.body);
+        u = cJSON_GetObjectItem(j, "usage");
+        a->cost = strtod(rw_hdr(&r, "x-slodrill-cost-usd", v, sizeof v), NULL);
+    }
+    assert_true(cJSON_IsObject(u));
+    a->prompt = num_at(u, "prompt_tokens");
+    a->cached = num_at(u, "prompt_tokens_details.cached_tokens");
+    a->written = num_at(u, "cache_creation_input_tokens");
+    assert_true(a->cost > 0 && a->prompt > 1024);
+    cJSON_Delete(j);
+    rw_reply_free(&r);
+}
+
+static void prompt_cache_lowers_cost(void **state)
+{
+    struct rw w;
+    struct fake_spec ps, ss;
+    struct cached_answer a1, a2, p1, p2, s1, s2;
+    char *b;
+    (void)state;
+
+    rw_spec(&ps, "primary", FAKE_OPENAI);
+    rw_spec(&ss, "secondary", FAKE_ANTHROPIC);
+    if (rw_start(&w, cache_yaml, &ps, &ss) != 0) fail_msg("world did not start");
+
+    b = long_prompt_body("app/cached", "A1", 0);
+    ask(&w, b, 0, &a1);
+    ask(&w, b, 0, &a2);
+    free(b);
+    /* the first wrote the system prompt to the cache, the second read it */
+    assert_true(a1.cached == 0 && a1.written > 1024);
+    assert_true(a2.cached == a1.written && a2.written == 0);
+    assert_true(a2.prompt == a1.prompt);
+    assert_true(a2.cost < a1.cost);
+    /* the read at a tenth of the input price, the write at 1.25 times: the prompt parts of
+     * the two costs differ by 1.15 x the cached tokens x the input price (outputs aside) */
+    assert_true(a1.cost - a2.cost > 1.0 * a1.written * 0.000003);
+
+    /* the same prompt without injection points: no cache_control, nothing cached */
+    b = long_prompt_body("app/plain", "P1", 0);
+    ask(&w, b, 0, &p1);
+    ask(&w, b, 0, &p2);
+    free(b);
+    assert_true(p1.cached == 0 && p2.cached == 0 && p1.written == 0 && p2.written == 0);
+    assert_true(a2.cost < p2.cost);
+
+    /* streamed: usage.cost falls the same way */
+    b = long_prompt_body("app/cached", "S1", 1);
+    ask(&w, b, 1, &s1);
+    ask(&w, b, 1, &s2);
+    free(b);
+    assert_true(s1.written > 1024 && s2.cached == s1.written);
+    assert_true(s2.cost < s1.cost);
+    rw_stop(&w);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -518,11 +837,14 @@ int main(void)
         cmocka_unit_test(error_translation),
         cmocka_unit_test(stream_translation),
         cmocka_unit_test(stream_error_event),
+        cmocka_unit_test(cache_points_placed),
+        cmocka_unit_test(cache_points_config),
         cmocka_unit_test(stream_arrives_as_openai_chunks),
         cmocka_unit_test(plain_answer_arrives_as_openai),
         cmocka_unit_test(overloaded_fails_over_to_openai),
         cmocka_unit_test(client_error_in_openai_format),
         cmocka_unit_test(error_events_before_and_after_first_token),
+        cmocka_unit_test(prompt_cache_lowers_cost),
     };
     int rc;
     if (getenv("TEST_FILTER")) cmocka_set_test_filter(getenv("TEST_FILTER"));

@@ -559,16 +559,20 @@ static void metrics_and_admin(void **state)
     rw_request(&w, "/metrics", NULL, key, 5000, &r);
     assert_int_equal(r.status, 200);
     assert_non_null(strstr(rw_hdr(&r, "content-type", v, sizeof v), "text/plain"));
-    assert_true(metric(r.body, "slodrill_requests_total{deployment=\"primary\",outcome=\"auth\"} ") == 1);
-    assert_true(metric(r.body, "slodrill_requests_total{deployment=\"secondary\",outcome=\"ok\"} ") == 1);
-    assert_true(metric(r.body, "slodrill_requests_total{deployment=\"primary\",outcome=\"ok\"} ") == 0);
-    assert_true(metric(r.body, "slodrill_time_to_first_token_seconds_bucket{deployment=\"secondary\",le=\"2.5\"} ") == 1);
-    assert_true(metric(r.body, "slodrill_time_to_first_token_seconds_count{deployment=\"primary\"} ") == 0);
-    assert_true(metric(r.body, "slodrill_request_duration_seconds_bucket{deployment=\"secondary\",le=\"+Inf\"} ") == 1);
+    /* upstream attempts per deployment (the edge view: tests/test_router_metrics.c) */
+    assert_true(metric(r.body, "slodrill_upstream_attempts_total{deployment=\"primary\",class=\"auth\"} ") == 1);
+    assert_true(metric(r.body, "slodrill_upstream_attempts_total{deployment=\"secondary\",class=\"ok\"} ") == 1);
+    assert_true(metric(r.body, "slodrill_upstream_attempts_total{deployment=\"primary\",class=\"ok\"} ") == 0);
+    assert_true(metric(r.body, "slodrill_upstream_time_to_first_token_seconds_bucket{deployment=\"secondary\",le=\"2.5\"} ") == 1);
+    assert_true(metric(r.body, "slodrill_upstream_time_to_first_token_seconds_count{deployment=\"primary\"} ") == 0);
+    assert_true(metric(r.body, "slodrill_upstream_duration_seconds_bucket{deployment=\"secondary\",le=\"+Inf\"} ") == 1);
     assert_true(metric(r.body, "slodrill_tokens_total{deployment=\"secondary\",type=\"completion\"} ") > 0);
     /* the client asked for no usage, yet the stream was priced: the router asked upstream */
-    assert_true(metric(r.body, "slodrill_cost_usd_total{deployment=\"secondary\"} ") > 0);
-    assert_true(metric(r.body, "slodrill_cost_usd_total{deployment=\"primary\"} ") == 0);
+    assert_true(metric(r.body, "slodrill_upstream_cost_usd_total{deployment=\"secondary\"} ") > 0);
+    assert_true(metric(r.body, "slodrill_upstream_cost_usd_total{deployment=\"primary\"} ") == 0);
+    /* the one client request, at the edge */
+    assert_true(metric(r.body, "slodrill_requests_total{alias=\"app/chat\",outcome=\"ok\"} ") == 1);
+    assert_true(metric(r.body, "slodrill_cost_usd_total{alias=\"app/chat\"} ") > 0);
     rw_reply_free(&r);
 
     rw_request(&w, "/admin/deployments", NULL, NULL, 5000, &r);
