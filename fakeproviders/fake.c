@@ -13,13 +13,30 @@
  * whose connection died is never touched again. A request that is never given an
  * answer (blackhole, stall) is reaped when its client hangs up.
  *
- * The fault table is the only state other threads touch: it sits behind a
- * mutex; listener changes are handed to the loop with event_active. */
+ * Loops. A fake is served by one or more loops (struct fake_loop): the first
+ * is the caller's event base, the others run on threads of the fake's own.
+ * Each loop has its own evhttp, listening socket (SO_REUSEPORT on the one
+ * port, so the kernel spreads connections over the loops), connections,
+ * requests and timers; a request lives and dies on the loop that accepted
+ * its connection. What the loops share sits behind the fake's mutex: the
+ * fault table, the stats, the random stream that seeds each request (so
+ * the same requests in the same order give the same answers, however many
+ * loops there are), the rate-limit window, the journal and the prompt
+ * cache. Listener changes (egress_block refuse, and its clearing) are handed
+ * to every loop with event_active, and the caller waits until each has
+ * applied them.
+ *
+ * Writes. A stream step formats every event that is due into one buffer of
+ * HTTP chunks and writes it with one send(): one system call per stream per
+ * loop turn, however many events were due (docs/performance.md). */
 #include "fakeproviders/fake_int.h"
 
 #include <errno.h>
 #include <math.h>
+#include <netdb.h>
+#include <netinet/in.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,6 +44,7 @@
 #include <sys/socket.h>
 #include <sys/uio.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <cjson/cJSON.h>
 #include <event2/buffer.h>
@@ -34,6 +52,8 @@
 #include <event2/event.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
+#include <event2/thread.h>
+#include <event2/util.h>
 
 #include "common/clock.h"
 #include "common/log.h"
@@ -46,6 +66,8 @@
 #define FAKE_TIMER_RES_US 1000       /* the loop's timer resolution */
 #define FAKE_BURST 16                /* events one stream sends per loop turn, at most */
 #define FAKE_MAX_LAG_US 250000       /* lateness a stream catches up on, at most */
+#define FAKE_STEP_OUT (1u << 20)     /* bytes one stream step may write */
+#define FAKE_BIND_TRIES 8            /* ephemeral port picks before giving up */
 
 struct fault_slot {
     int active;
@@ -54,41 +76,61 @@ struct fault_slot {
 };
 
 struct fake_conn {
-    struct fake *f;
+    struct fake_loop *lp;
     struct evhttp_connection *evcon;
+    struct bufferevent *bev; /* evcon's, fixed for its life (NULL: none) */
+    int fd;                  /* bev's socket, or -1 */
     struct fake_req *active;
     struct fake_conn *next, *prev;
 };
 
+/* One event loop serving the fake's port. Everything here but the fields
+ * marked "f->mu" belongs to the loop's thread. */
+struct fake_loop {
+    struct fake *f;
+    int idx;                  /* 0: the caller's base */
+    struct event_base *base;  /* idx 0 borrowed, others owned */
+    pthread_t th;             /* idx > 0: the thread running base */
+    int th_started;
+    struct evhttp *http;
+    struct evhttp_bound_socket *bound;
+    int listening;
+    struct event *ev_sync, *ev_expire, *ev_reap, *ev_stop;
+    struct fake_conn *conns;
+    struct fake_req *reqs;
+    struct buf scratch_ev, scratch_tok; /* one stream event */
+    struct buf out;                     /* one stream step's chunks */
+    uint64_t events, events_late;       /* atomic: read by fake_stats_get */
+
+    /* f->mu */
+    uint64_t gen_done; /* listener generation applied */
+    pthread_t tid;     /* the thread running base, once known */
+    int tid_known;
+};
+
 struct fake {
-    struct event_base *base;
     struct fake_spec spec;
     const struct fake_wire *wire;
     char model[160];
     char url[96];
     char tag[80];
-    struct evhttp *http;
-    struct evhttp_bound_socket *bound;
     int port;
-    int listening;
-    struct event *ev_sync, *ev_expire, *ev_reap;
-    struct fake_rng rng;       /* loop thread: one seed per request */
-    struct fake_rng rng_fault; /* loop thread: fault probability draws */
-    struct fake_conn *conns;
-    struct fake_req *reqs;
-    struct buf scratch_ev, scratch_tok; /* loop thread: one stream event */
-    struct fake_cache *pcache;          /* loop thread: Anthropic prompt cache */
-    struct fake_journal *journal;       /* loop thread: the last requests */
-    uint64_t window_start_us;
-    unsigned window_used;
+    struct sockaddr_storage addr; /* where the loops listen (port set per bind) */
+    socklen_t addrlen;
+    int nloops;
+    struct fake_loop *loops;
 
-    pthread_mutex_t mu; /* guards everything below */
+    pthread_mutex_t mu; /* guards everything below, and the loops' f->mu fields */
     pthread_cond_t cv;
     struct fault_slot faults[FAULT__COUNT];
     struct fake_stats stats;
-    uint64_t gen_want, gen_done;
-    pthread_t loop_tid;
-    int loop_known;
+    uint64_t gen_want;
+    struct fake_rng rng;       /* one seed per request */
+    struct fake_rng rng_fault; /* fault probability draws */
+    struct fake_cache *pcache; /* Anthropic prompt cache */
+    struct fake_journal *journal; /* the last requests */
+    uint64_t window_start_us;
+    unsigned window_used;
 };
 
 static const char *tag_of(const struct fake *f) { return f->tag; }
@@ -99,7 +141,18 @@ const char *fake_model(const struct fake *f) { return f->model; }
 int fake_port(const struct fake *f) { return f->port; }
 const char *fake_url(const struct fake *f) { return f->url; }
 
-unsigned fake_window_used(struct fake *f) { return f->window_used; }
+int fake_threads(const struct fake *f) { return f->nloops; }
+void fake_lock(struct fake *f) { pthread_mutex_lock(&f->mu); }
+void fake_unlock(struct fake *f) { pthread_mutex_unlock(&f->mu); }
+
+unsigned fake_window_used(struct fake *f)
+{
+    unsigned n;
+    pthread_mutex_lock(&f->mu);
+    n = f->window_used;
+    pthread_mutex_unlock(&f->mu);
+    return n;
+}
 struct fake_cache *fake_prompt_cache(struct fake *f) { return f->pcache; }
 struct fake_journal *fake_journal_of(struct fake *f) { return f->journal; }
 
@@ -108,8 +161,10 @@ static void journal(struct fake_req *r, int status)
 {
     if (r->journaled) return;
     r->journaled = 1;
+    pthread_mutex_lock(&r->f->mu);
     fake_journal_note(r->f->journal, r->jmethod, r->jpath, r->jkey, r->jfaults, status,
                       r->stream);
+    pthread_mutex_unlock(&r->f->mu);
 }
 
 void fake_go_duration(double seconds, char *out, size_t outlen)
@@ -133,12 +188,15 @@ void fake_rfc3339(int64_t unix_s, char *out, size_t outlen)
     strftime(out, outlen, "%Y-%m-%dT%H:%M:%SZ", &tm);
 }
 
-static void note_loop_thread(struct fake *f)
+/* Learns which thread runs lp (the caller's loop is known once it has run
+ * one of our callbacks). */
+static void note_loop_thread(struct fake_loop *lp)
 {
-    pthread_mutex_lock(&f->mu);
-    f->loop_tid = pthread_self();
-    f->loop_known = 1;
-    pthread_mutex_unlock(&f->mu);
+    if (lp->idx > 0) return; /* set when the thread was started */
+    pthread_mutex_lock(&lp->f->mu);
+    lp->tid = pthread_self();
+    lp->tid_known = 1;
+    pthread_mutex_unlock(&lp->f->mu);
 }
 
 /* ---- connections and requests ------------------------------------------ */
@@ -153,7 +211,7 @@ static void req_free(struct fake_req *r)
     if (r->cut_timer) event_free(r->cut_timer);
     if (r->conn && r->conn->active == r) r->conn->active = NULL;
     if (r->prev) r->prev->next = r->next;
-    else r->f->reqs = r->next;
+    else r->lp->reqs = r->next;
     if (r->next) r->next->prev = r->prev;
     free(r);
 }
@@ -169,7 +227,7 @@ static void req_detach(struct fake_req *r)
 static void conn_unlink(struct fake_conn *c)
 {
     if (c->prev) c->prev->next = c->next;
-    else c->f->conns = c->next;
+    else c->lp->conns = c->next;
     if (c->next) c->next->prev = c->prev;
     c->next = c->prev = NULL;
 }
@@ -189,23 +247,25 @@ static void conn_closed_cb(struct evhttp_connection *evcon, void *arg)
     free(c);
 }
 
-static struct fake_conn *conn_get(struct fake *f, struct evhttp_connection *evcon)
+static struct fake_conn *conn_get(struct fake_loop *lp, struct evhttp_connection *evcon)
 {
     struct fake_conn *c;
     struct bufferevent *bev;
 
-    for (c = f->conns; c != NULL; c = c->next)
+    for (c = lp->conns; c != NULL; c = c->next)
         if (c->evcon == evcon) return c;
     c = calloc(1, sizeof *c);
     if (c == NULL) return NULL;
-    c->f = f;
+    c->lp = lp;
     c->evcon = evcon;
-    c->next = f->conns;
-    if (f->conns) f->conns->prev = c;
-    f->conns = c;
+    c->next = lp->conns;
+    if (lp->conns) lp->conns->prev = c;
+    lp->conns = c;
     evhttp_connection_set_closecb(evcon, conn_closed_cb, c);
     bev = evhttp_connection_get_bufferevent(evcon);
-    if (bev != NULL && bufferevent_getfd(bev) >= 0) net_nodelay(bufferevent_getfd(bev));
+    c->bev = bev;
+    c->fd = bev != NULL ? (int)bufferevent_getfd(bev) : -1;
+    if (c->fd >= 0) net_nodelay(c->fd);
     return c;
 }
 
@@ -254,9 +314,9 @@ static void conn_kill(struct fake_conn *c, int reset)
  * connect and is refused; a request being answered finishes (as a stateful
  * firewall lets established flows drain) and its connection closes after
  * it ("Connection: close" is consulted by evhttp when the reply ends). */
-static void conns_drop_idle(struct fake *f)
+static void conns_drop_idle(struct fake_loop *lp)
 {
-    struct fake_conn *c = f->conns, *next;
+    struct fake_conn *c = lp->conns, *next;
     for (; c != NULL; c = next) {
         next = c->next;
         if (c->active != NULL) {
@@ -277,20 +337,173 @@ static void purge_expired_locked(struct fake *f, uint64_t now)
             f->faults[i].active = 0;
 }
 
-/* Runs on the loop: brings the listener in line with the table and arms the
- * expiry timer. */
+/* ---- listening ------------------------------------------------------------ */
+
+/* Resolves the listen host once (re-listening after egress_block must not
+ * block the loop on a name lookup). */
+static int addr_resolve(struct fake *f, char *err, size_t errlen)
+{
+    struct addrinfo hints, *ai = NULL;
+    const char *host = f->spec.host;
+    int gai, rc = -1;
+
+    memset(&hints, 0, sizeof hints);
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+    if (strcmp(host, "localhost") == 0) host = "127.0.0.1";
+    gai = getaddrinfo(host, "0", &hints, &ai);
+    if (gai != 0) {
+        snprintf(err, errlen, "cannot resolve listen address %s: %s", f->spec.host,
+                 gai_strerror(gai));
+        goto out;
+    }
+    if (ai->ai_addrlen > sizeof f->addr) {
+        snprintf(err, errlen, "listen address %s: unexpected address size", f->spec.host);
+        goto out;
+    }
+    memcpy(&f->addr, ai->ai_addr, ai->ai_addrlen);
+    f->addrlen = (socklen_t)ai->ai_addrlen;
+    rc = 0;
+out:
+    if (ai) freeaddrinfo(ai);
+    return rc;
+}
+
+static void addr_set_port(struct sockaddr_storage *ss, int port)
+{
+    if (ss->ss_family == AF_INET6) ((struct sockaddr_in6 *)ss)->sin6_port = htons((uint16_t)port);
+    else ((struct sockaddr_in *)ss)->sin_port = htons((uint16_t)port);
+}
+
+static int addr_port(const struct sockaddr_storage *ss)
+{
+    return ss->ss_family == AF_INET6 ? ntohs(((const struct sockaddr_in6 *)ss)->sin6_port)
+                                     : ntohs(((const struct sockaddr_in *)ss)->sin_port);
+}
+
+/* A socket bound to the fake's address at port (0 = any), with SO_REUSEPORT
+ * when reuseport; listening when listen_too. The fd, or -1 with err. */
+static int sock_bind(struct fake *f, int port, int reuseport, int listen_too, int *bound_port,
+                     char *err, size_t errlen)
+{
+    struct sockaddr_storage ss = f->addr, got;
+    socklen_t gl = sizeof got;
+    int fd = -1, one = 1, ret = -1;
+
+    addr_set_port(&ss, port);
+    fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        snprintf(err, errlen, "socket: %s", strerror(errno));
+        goto out;
+    }
+    (void)setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    if (reuseport && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) != 0) {
+        snprintf(err, errlen, "SO_REUSEPORT: %s", strerror(errno));
+        goto out;
+    }
+    if (bind(fd, (struct sockaddr *)&ss, f->addrlen) != 0) {
+        snprintf(err, errlen, "cannot listen on %s:%d: %s", f->spec.host, port, strerror(errno));
+        goto out;
+    }
+    if (listen_too && (listen(fd, 4096) != 0 || evutil_make_socket_nonblocking(fd) != 0)) {
+        snprintf(err, errlen, "listen on %s:%d: %s", f->spec.host, port, strerror(errno));
+        goto out;
+    }
+    if (getsockname(fd, (struct sockaddr *)&got, &gl) != 0) {
+        snprintf(err, errlen, "getsockname: %s", strerror(errno));
+        goto out;
+    }
+    if (bound_port) *bound_port = addr_port(&got);
+    ret = fd;
+    fd = -1;
+out:
+    if (fd >= 0) close(fd);
+    return ret;
+}
+
+/* Opens lp's listening socket on port (0: ephemeral, single loop only). One
+ * loop listens as any server does; several share the port with
+ * SO_REUSEPORT. */
+static int loop_listen(struct fake_loop *lp, int port, int *bound_port, char *err, size_t errlen)
+{
+    struct fake *f = lp->f;
+    struct evhttp_bound_socket *bs;
+    int fd, rc = -1;
+
+    if (f->nloops == 1)
+        return net_listen_http(lp->http, f->spec.host, port, bound_port, &lp->bound, err, errlen);
+    fd = sock_bind(f, port, 1, 1, bound_port, err, errlen);
+    if (fd < 0) goto out;
+    bs = evhttp_accept_socket_with_handle(lp->http, fd);
+    if (bs == NULL) {
+        close(fd);
+        snprintf(err, errlen, "cannot accept on %s:%d", f->spec.host, port);
+        goto out;
+    }
+    lp->bound = bs;
+    rc = 0;
+out:
+    return rc;
+}
+
+static void loop_unlisten(struct fake_loop *lp)
+{
+    if (lp->bound != NULL) evhttp_del_accept_socket(lp->http, lp->bound);
+    lp->bound = NULL;
+    lp->listening = 0;
+}
+
+/* Every loop listening on one port. SO_REUSEPORT would let a second process
+ * share a fixed port without a word, so the port is first bound plainly
+ * (which fails when anyone listens there); port 0 is picked that way too. */
+static int loops_listen(struct fake *f, char *err, size_t errlen)
+{
+    int rc = -1;
+
+    if (f->nloops == 1) {
+        if (loop_listen(&f->loops[0], f->spec.port, &f->port, err, errlen) != 0) goto out;
+        f->loops[0].listening = 1;
+        rc = 0;
+        goto out;
+    }
+    for (int attempt = 0; attempt < FAKE_BIND_TRIES && rc != 0; attempt++) {
+        int port = 0, probe, i;
+        probe = sock_bind(f, f->spec.port, 0, 0, &port, err, errlen);
+        if (probe < 0) goto out;
+        close(probe);
+        for (i = 0; i < f->nloops; i++) {
+            if (loop_listen(&f->loops[i], port, NULL, err, errlen) != 0) break;
+            f->loops[i].listening = 1;
+        }
+        if (i == f->nloops) {
+            f->port = port;
+            rc = 0;
+        } else {
+            for (int j = 0; j < i; j++) loop_unlisten(&f->loops[j]);
+            if (f->spec.port != 0) goto out; /* a fixed port someone else took */
+        }
+    }
+out:
+    return rc;
+}
+
+/* ---- loops and listener changes ------------------------------------------ */
+
+/* Runs on lp's loop: brings its listener in line with the table and arms
+ * its expiry timer. */
 static void sync_cb(evutil_socket_t fd, short what, void *arg)
 {
-    struct fake *f = arg;
+    struct fake_loop *lp = arg;
+    struct fake *f = lp->f;
     uint64_t now = clock_mono_us(), next = 0, gen;
     int refuse;
     char err[256];
     (void)fd;
     (void)what;
 
+    note_loop_thread(lp);
     pthread_mutex_lock(&f->mu);
-    f->loop_tid = pthread_self();
-    f->loop_known = 1;
     purge_expired_locked(f, now);
     refuse = f->faults[FAULT_EGRESS_BLOCK].active &&
              strcmp(f->faults[FAULT_EGRESS_BLOCK].spec.mode, "refuse") == 0;
@@ -301,18 +514,14 @@ static void sync_cb(evutil_socket_t fd, short what, void *arg)
     gen = f->gen_want;
     pthread_mutex_unlock(&f->mu);
 
-    if (refuse && f->listening) {
-        evhttp_del_accept_socket(f->http, f->bound);
-        f->bound = NULL;
-        f->listening = 0;
-        conns_drop_idle(f);
-        log_info(tag_of(f), "egress_block refuse: port %d closed", f->port);
-    } else if (!refuse && !f->listening) {
-        int port = 0;
-        if (net_listen_http(f->http, f->spec.host, f->port, &port, &f->bound, err, sizeof err) ==
-            0) {
-            f->listening = 1;
-            log_info(tag_of(f), "listening again on port %d", f->port);
+    if (refuse && lp->listening) {
+        loop_unlisten(lp);
+        conns_drop_idle(lp);
+        if (lp->idx == 0) log_info(tag_of(f), "egress_block refuse: port %d closed", f->port);
+    } else if (!refuse && !lp->listening) {
+        if (loop_listen(lp, f->port, NULL, err, sizeof err) == 0) {
+            lp->listening = 1;
+            if (lp->idx == 0) log_info(tag_of(f), "listening again on port %d", f->port);
         } else {
             /* The port may be briefly taken; try again soon. */
             log_warn(tag_of(f), "re-listen: %s", err);
@@ -324,27 +533,40 @@ static void sync_cb(evutil_socket_t fd, short what, void *arg)
         uint64_t d = next > now ? next - now : 0;
         tv.tv_sec = (time_t)(d / 1000000);
         tv.tv_usec = (suseconds_t)(d % 1000000);
-        evtimer_add(f->ev_expire, &tv);
+        evtimer_add(lp->ev_expire, &tv);
     } else {
-        evtimer_del(f->ev_expire);
+        evtimer_del(lp->ev_expire);
     }
 
     pthread_mutex_lock(&f->mu);
-    if (gen > f->gen_done) f->gen_done = gen;
+    if (gen > lp->gen_done) lp->gen_done = gen;
     pthread_cond_broadcast(&f->cv);
     pthread_mutex_unlock(&f->mu);
 }
 
-/* Hands the table change to the loop; from another thread, waits (bounded)
- * until the loop has applied it. Called with f->mu held; releases it. */
+/* 1 when a loop other than the calling thread's has not applied generation
+ * g yet (loops whose thread is not known yet are not waited for). */
+static int sync_pending_locked(struct fake *f, uint64_t g)
+{
+    pthread_t self = pthread_self();
+    for (int i = 0; i < f->nloops; i++) {
+        const struct fake_loop *lp = &f->loops[i];
+        if (lp->tid_known && !pthread_equal(lp->tid, self) && lp->gen_done < g) return 1;
+    }
+    return 0;
+}
+
+/* Hands the table change to every loop; waits (bounded) until the loops on
+ * other threads have applied it. Called with f->mu held; releases it. */
 static void kick_and_wait_locked(struct fake *f)
 {
     uint64_t g = ++f->gen_want;
-    int wait = f->loop_known && !pthread_equal(f->loop_tid, pthread_self());
+    int wait = sync_pending_locked(f, g);
     struct timespec deadline;
 
     pthread_mutex_unlock(&f->mu);
-    event_active(f->ev_sync, EV_TIMEOUT, 0);
+    for (int i = 0; i < f->nloops; i++)
+        if (f->loops[i].ev_sync != NULL) event_active(f->loops[i].ev_sync, EV_TIMEOUT, 0);
     if (!wait) return;
     clock_gettime(CLOCK_REALTIME, &deadline);
     deadline.tv_nsec += 250 * 1000000L;
@@ -353,7 +575,7 @@ static void kick_and_wait_locked(struct fake *f)
         deadline.tv_nsec -= 1000000000L;
     }
     pthread_mutex_lock(&f->mu);
-    while (f->gen_done < g)
+    while (sync_pending_locked(f, g))
         if (pthread_cond_timedwait(&f->cv, &f->mu, &deadline) != 0) break;
     pthread_mutex_unlock(&f->mu);
 }
@@ -410,6 +632,11 @@ void fake_stats_get(struct fake *f, struct fake_stats *out)
     pthread_mutex_lock(&f->mu);
     *out = f->stats;
     pthread_mutex_unlock(&f->mu);
+    out->events = out->events_late = 0;
+    for (int i = 0; i < f->nloops; i++) {
+        out->events += __atomic_load_n(&f->loops[i].events, __ATOMIC_RELAXED);
+        out->events_late += __atomic_load_n(&f->loops[i].events_late, __ATOMIC_RELAXED);
+    }
 }
 
 static void stat_add(struct fake *f, uint64_t *field)
@@ -480,50 +707,63 @@ static int send_chunk(struct evhttp_request *req, const struct buf *b)
     return 0;
 }
 
-/* Sends one event of r's chunked stream. When nothing is queued on the
- * connection, the chunk goes straight to the socket in one sendmsg(): no
- * evbuffer copies and no EPOLLOUT round trip per event, which is most of
- * what 10,000 paced streams cost (docs/performance.md). What the socket does
- * not take is queued on the connection's bufferevent, and so is every chunk
- * while anything is queued, so the bytes stay in order and evhttp still
- * sees errors and closes. */
-static int stream_send(struct fake_req *r, const struct buf *b)
+/* Frames one stream event as an HTTP/1.1 chunk (RFC 9112 7.1) at the end of
+ * lp->out, the bytes this stream step writes. */
+static int stream_queue(struct fake_loop *lp, const struct buf *ev)
 {
-    struct bufferevent *bev = r->conn ? evhttp_connection_get_bufferevent(r->conn->evcon) : NULL;
-    struct evbuffer *out = bev ? bufferevent_get_output(bev) : NULL;
-    int fd = bev ? (int)bufferevent_getfd(bev) : -1;
+    static const char hex[] = "0123456789abcdef";
     char head[24];
-    struct iovec iov[3];
-    struct msghdr mh;
-    size_t hl, total;
-    ssize_t n;
+    size_t n = ev->len, hl = 0;
+    int rc = 0;
 
-    if (fd < 0 || out == NULL || evbuffer_get_length(out) != 0 || b->len == 0)
-        return send_chunk(r->req, b);
-    hl = (size_t)snprintf(head, sizeof head, "%zx\r\n", b->len);
-    iov[0] = (struct iovec){head, hl};
-    iov[1] = (struct iovec){b->data, b->len};
-    iov[2] = (struct iovec){(void *)"\r\n", 2};
-    memset(&mh, 0, sizeof mh);
-    mh.msg_iov = iov;
-    mh.msg_iovlen = 3;
-    total = hl + b->len + 2;
-    n = sendmsg(fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
-    if (n == (ssize_t)total) return 0;
-    if (n < 0) {
-        if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
-            return send_chunk(r->req, b); /* let evhttp meet the error */
-        n = 0;
+    if (n == 0) return 0;
+    do {
+        head[sizeof head - 3 - hl++] = hex[n & 15];
+        n >>= 4;
+    } while (n != 0);
+    memcpy(head + sizeof head - 2, "\r\n", 2);
+    rc |= buf_append(&lp->out, head + sizeof head - 2 - hl, hl + 2);
+    rc |= buf_append(&lp->out, ev->data, ev->len);
+    rc |= buf_append(&lp->out, "\r\n", 2);
+    return rc ? -1 : 0;
+}
+
+/* Writes what this step queued on r's connection. When nothing is queued
+ * there, the chunks go straight to the socket in one send(): no evbuffer
+ * copies and no EPOLLOUT round trip, which is most of what 10,000 paced
+ * streams cost (docs/performance.md). What the socket does not take, and
+ * everything while anything is queued, goes through the connection's
+ * bufferevent, so the bytes stay in order and evhttp still meets errors and
+ * closes. -1 when the bytes could not be queued. */
+static int stream_flush(struct fake_req *r)
+{
+    struct buf *o = &r->lp->out;
+    struct evhttp_connection *evcon;
+    struct bufferevent *bev = NULL;
+    int fd = -1, rc = -1;
+    ssize_t n = 0;
+
+    if (r->conn != NULL) {
+        bev = r->conn->bev;
+        fd = r->conn->fd;
+    } else if ((evcon = evhttp_request_get_connection(r->req)) != NULL) {
+        bev = evhttp_connection_get_bufferevent(evcon);
+        fd = bev ? (int)bufferevent_getfd(bev) : -1;
     }
-    /* The rest, in order, through the bufferevent. */
-    for (int i = 0; i < 3; i++) {
-        size_t skip = (size_t)n < iov[i].iov_len ? (size_t)n : iov[i].iov_len;
-        n -= (ssize_t)skip;
-        if (iov[i].iov_len > skip &&
-            bufferevent_write(bev, (const char *)iov[i].iov_base + skip, iov[i].iov_len - skip) != 0)
-            return -1;
+    if (o->len == 0 || bev == NULL) { /* nothing to write, or nowhere to */
+        rc = 0;
+        goto out;
     }
-    return 0;
+    if (fd >= 0 && evbuffer_get_length(bufferevent_get_output(bev)) == 0) {
+        n = send(fd, o->data, o->len, MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (n < 0) n = 0; /* EAGAIN, or an error the bufferevent will meet */
+    }
+    if ((size_t)n < o->len && bufferevent_write(bev, o->data + n, o->len - (size_t)n) != 0)
+        goto out;
+    rc = 0;
+out:
+    buf_reset(o);
+    return rc;
 }
 
 /* Answers with a dialect error and frees r. */
@@ -597,7 +837,8 @@ static int token_text(struct fake_req *r, int i, struct buf *out)
     char w[32];
     fake_rng_word(&r->rng_text, w, sizeof w);
     if (i == 0 && w[0] >= 'a' && w[0] <= 'z') w[0] = (char)(w[0] - 'a' + 'A');
-    return buf_printf(out, "%s%s", i == 0 ? "" : " ", w);
+    if (i != 0 && buf_puts(out, " ") != 0) return -1;
+    return buf_puts(out, w);
 }
 
 /* Breaks the JSON of one serialized event (or body): keeps the front half. */
@@ -616,50 +857,60 @@ static void finish_ok(struct fake_req *r)
     req_free(r);
 }
 
-/* One step of a stream: sends events until the next one needs a wait. */
+/* One step of a stream: every event that is due, written at once; then the
+ * wait for the next one, or the stream's end. */
 static void stream_step(struct fake_req *r)
 {
     struct fake *f = r->f;
-    struct buf *ev = &f->scratch_ev, *t = &f->scratch_tok;
+    struct fake_loop *lp = r->lp;
+    struct buf *ev = &lp->scratch_ev, *t = &lp->scratch_tok;
     int total = r->npre + r->out_tokens + r->npost, burst = 0;
+    enum { GO_WAIT, GO_END, GO_STALL, GO_CUT, GO_ERROR, GO_OVERFLOW } next = GO_WAIT;
+    uint64_t t_step = clock_mono_us(), nev = 0, nlate = 0;
 
+    buf_reset(&lp->out);
     for (;;) {
         double delay = 0;
         int k;
         buf_reset(ev);
         if (r->pos >= total) {
-            req_detach(r);
-            evhttp_send_reply_end(r->req);
-            finish_ok(r);
-            goto out;
+            next = GO_END;
+            break;
         }
         if (r->pos == r->stall_after) {
-            r->held = 1; /* silent from here on; the reaper notices a hang-up */
-            goto out;
+            next = GO_STALL;
+            break;
         }
         if (r->pos == r->cut_after) {
-            cut_now(r, r->cut_reset);
-            goto out;
+            next = GO_CUT;
+            break;
         }
         if (r->pos == r->error_after) {
-            if (f->wire->error_event(r, r->error_status, ev) == 0) stream_send(r, ev);
-            req_detach(r);
-            evhttp_send_reply_end(r->req);
-            req_free(r);
-            goto out;
+            if (f->wire->error_event(r, r->error_status, ev) != 0 || stream_queue(lp, ev) != 0)
+                log_error(tag_of(f), "error event did not fit");
+            next = GO_ERROR;
+            break;
         }
         k = r->pos - r->npre;
         if (r->pos < r->npre) {
-            if (f->wire->pre(r, r->pos, ev) != 0) goto overflow;
+            if (f->wire->pre(r, r->pos, ev) != 0) next = GO_OVERFLOW;
         } else if (k < r->out_tokens) {
             buf_reset(t);
-            if (token_text(r, k, t) != 0 || f->wire->token(r, t->data, ev) != 0) goto overflow;
+            if (token_text(r, k, t) != 0 || f->wire->token(r, t->data, ev) != 0)
+                next = GO_OVERFLOW;
             r->sent_tokens++;
         } else {
-            if (f->wire->post(r, k - r->out_tokens, ev) != 0) goto overflow;
+            if (f->wire->post(r, k - r->out_tokens, ev) != 0) next = GO_OVERFLOW;
         }
+        if (next == GO_OVERFLOW) break;
         if (r->pos == r->malformed_after) corrupt(ev);
-        if (stream_send(r, ev) != 0) goto overflow;
+        if (stream_queue(lp, ev) != 0) {
+            next = GO_OVERFLOW;
+            break;
+        }
+        nev++;
+        if (r->forgiven || t_step > r->due_us + FAKE_LATE_MS * 1000u) nlate++;
+        r->forgiven = 0;
         r->pos++;
         k = r->pos - r->npre;
         if (k >= 1 && k < r->out_tokens) delay = next_interval(r);
@@ -669,19 +920,45 @@ static void stream_step(struct fake_req *r)
             uint64_t now = clock_mono_us(), due = r->due_us + (uint64_t)(delay * 1000.0);
             /* An overloaded loop forgives lateness past FAKE_MAX_LAG_US
              * instead of bursting the backlog into memory. */
-            if (due + FAKE_MAX_LAG_US < now) due = now;
+            if (due + FAKE_MAX_LAG_US < now) {
+                due = now;
+                r->forgiven = 1;
+            }
             if (due >= now + FAKE_TIMER_RES_US || ++burst >= FAKE_BURST) {
                 schedule_at(r, due);
-                goto out;
+                break;
             }
             r->due_us = due;
         }
     }
-overflow:
-    log_error(tag_of(f), "stream event did not fit; cutting the stream");
-    cut_now(r, 0);
-out:
-    return;
+    /* What was queued goes out before the stream ends, stalls or is cut. */
+    if (stream_flush(r) != 0) next = GO_OVERFLOW;
+    __atomic_fetch_add(&lp->events, nev, __ATOMIC_RELAXED);
+    if (nlate > 0) __atomic_fetch_add(&lp->events_late, nlate, __ATOMIC_RELAXED);
+    switch (next) {
+    case GO_WAIT:
+        break;
+    case GO_END:
+        req_detach(r);
+        evhttp_send_reply_end(r->req);
+        finish_ok(r);
+        break;
+    case GO_STALL:
+        r->held = 1; /* silent from here on; the reaper notices a hang-up */
+        break;
+    case GO_CUT:
+        cut_now(r, r->cut_reset);
+        break;
+    case GO_ERROR:
+        req_detach(r);
+        evhttp_send_reply_end(r->req);
+        req_free(r);
+        break;
+    case GO_OVERFLOW:
+        log_error(tag_of(f), "stream event did not fit; cutting the stream");
+        cut_now(r, 0);
+        break;
+    }
 }
 
 /* The non-streaming answer, all at once. */
@@ -763,12 +1040,12 @@ static void reset_cb(evutil_socket_t fd, short what, void *arg)
 /* Held requests (blackhole, stall): frees them once the client hangs up. */
 static void reap_cb(evutil_socket_t fd, short what, void *arg)
 {
-    struct fake *f = arg;
+    struct fake_loop *lp = arg;
     struct fake_req *r, *next;
     (void)fd;
     (void)what;
-    note_loop_thread(f);
-    for (r = f->reqs; r != NULL; r = next) {
+    note_loop_thread(lp);
+    for (r = lp->reqs; r != NULL; r = next) {
         char c;
         ssize_t n;
         int cfd;
@@ -815,67 +1092,79 @@ static int faults_for(struct fake_req *r, const char *key, struct applied *ap, c
 {
     struct fake *f = r->f;
     struct fault_slot snap[FAULT__COUNT];
+    struct fault_spec fs;
     const char *hdr;
-    int rc = -1;
+    double u[FAULT__COUNT], uh = 0;
+    int rc = -1, parsed = 0;
 
     memset(ap, 0, sizeof *ap);
-    pthread_mutex_lock(&f->mu);
-    purge_expired_locked(f, clock_mono_us());
-    memcpy(snap, f->faults, sizeof snap);
-    pthread_mutex_unlock(&f->mu);
-    for (int i = 0; i < FAULT__COUNT; i++) {
-        double u;
-        if (!snap[i].active) continue;
-        u = fake_rng_unit(&f->rng_fault);
-        if (snap[i].spec.key[0] != '\0' && (key == NULL || strcmp(key, snap[i].spec.key) != 0))
-            continue;
-        if (u >= snap[i].spec.probability) continue;
-        ap->on[i] = 1;
-        ap->spec[i] = snap[i].spec;
-    }
     hdr = f->spec.fault_header
               ? evhttp_find_header(evhttp_request_get_input_headers(r->req), "x-slodrill-fault")
               : NULL;
-    if (hdr != NULL) {
-        struct fault_spec fs;
-        if (fault_spec_parse(hdr, &fs, err, errlen) != 0) goto out;
-        if (fs.probability >= 1.0 || fake_rng_unit(&f->rng_fault) < fs.probability) {
-            if (fs.key[0] == '\0' || (key != NULL && strcmp(key, fs.key) == 0)) {
-                ap->on[fs.kind] = 1;
-                ap->spec[fs.kind] = fs;
-            }
-        }
+    if (hdr != NULL) parsed = fault_spec_parse(hdr, &fs, err, errlen) == 0;
+    /* One request's draws are taken together, under the lock the loops
+     * share, so concurrent requests on other loops cannot interleave. */
+    pthread_mutex_lock(&f->mu);
+    purge_expired_locked(f, clock_mono_us());
+    memcpy(snap, f->faults, sizeof snap);
+    for (int i = 0; i < FAULT__COUNT; i++)
+        if (snap[i].active) u[i] = fake_rng_unit(&f->rng_fault);
+    if (parsed && fs.probability < 1.0) uh = fake_rng_unit(&f->rng_fault);
+    pthread_mutex_unlock(&f->mu);
+    if (hdr != NULL && !parsed) goto out;
+    for (int i = 0; i < FAULT__COUNT; i++) {
+        if (!snap[i].active) continue;
+        if (snap[i].spec.key[0] != '\0' && (key == NULL || strcmp(key, snap[i].spec.key) != 0))
+            continue;
+        if (u[i] >= snap[i].spec.probability) continue;
+        ap->on[i] = 1;
+        ap->spec[i] = snap[i].spec;
+    }
+    if (parsed && (fs.probability >= 1.0 || uh < fs.probability) &&
+        (fs.key[0] == '\0' || (key != NULL && strcmp(key, fs.key) == 0))) {
+        ap->on[fs.kind] = 1;
+        ap->spec[fs.kind] = fs;
     }
     rc = 0;
 out:
     return rc;
 }
 
+/* Counts an API request: the rate-limit window and the stats. */
 static void window_tick(struct fake *f)
 {
     uint64_t now = clock_mono_us();
+    pthread_mutex_lock(&f->mu);
     if (now - f->window_start_us >= 60000000ULL) {
         f->window_start_us = now;
         f->window_used = 0;
     }
     f->window_used++;
+    f->stats.requests++;
+    pthread_mutex_unlock(&f->mu);
 }
 
-static struct fake_req *req_new(struct fake *f, struct evhttp_request *req, struct fake_conn *c)
+static struct fake_req *req_new(struct fake_loop *lp, struct evhttp_request *req,
+                                struct fake_conn *c)
 {
+    struct fake *f = lp->f;
     struct fake_req *r = calloc(1, sizeof *r);
     uint64_t seed;
     char rnd[40];
 
     if (r == NULL) return NULL;
     r->f = f;
+    r->lp = lp;
     r->req = req;
     r->conn = c;
     r->t_arrival_us = clock_mono_us();
     r->created = f->spec.fixed_created > 0 ? f->spec.fixed_created
                                            : (int64_t)(clock_wall_us() / 1000000);
     r->cut_after = r->stall_after = r->error_after = r->malformed_after = -1;
+    pthread_mutex_lock(&f->mu);
     seed = fake_rng_next(&f->rng);
+    f->stats.in_flight++;
+    pthread_mutex_unlock(&f->mu);
     fake_rng_seed(&r->rng_text, seed ^ 0x7465787400000000ULL);
     fake_rng_seed(&r->rng_time, seed ^ 0x74696d6500000000ULL);
     fake_rng_seed(&r->rng_misc, seed ^ 0x6d69736300000000ULL);
@@ -890,18 +1179,15 @@ static struct fake_req *req_new(struct fake *f, struct evhttp_request *req, stru
         fake_rng_alnum(&r->rng_misc, rnd, 24);
         snprintf(r->request_id, sizeof r->request_id, "req_011C%s", rnd);
     }
-    r->timer = evtimer_new(f->base, timer_cb, r);
+    r->next = lp->reqs;
+    if (lp->reqs) lp->reqs->prev = r;
+    lp->reqs = r;
+    if (c != NULL) c->active = r;
+    r->timer = evtimer_new(lp->base, timer_cb, r);
     if (r->timer == NULL) {
-        free(r);
+        req_free(r);
         return NULL;
     }
-    r->next = f->reqs;
-    if (f->reqs) f->reqs->prev = r;
-    f->reqs = r;
-    pthread_mutex_lock(&f->mu);
-    f->stats.in_flight++;
-    pthread_mutex_unlock(&f->mu);
-    if (c != NULL) c->active = r;
     return r;
 }
 
@@ -925,7 +1211,11 @@ static void answer(struct fake_req *r, const struct applied *ap)
     double n;
 
     /* The request is answered: what it marked for caching is cached now. */
-    if (r->cache_marks > 0) fake_cache_commit(f->pcache, r, clock_mono_us());
+    if (r->cache_marks > 0) {
+        pthread_mutex_lock(&f->mu);
+        fake_cache_commit(f->pcache, r, clock_mono_us());
+        pthread_mutex_unlock(&f->mu);
+    }
 
     r->ttft_ms = fake_rng_lognormal(&r->rng_time, lat->ttft_median_ms, lat->ttft_p95_ms);
     if (r->ttft_ms > 600000) r->ttft_ms = 600000;
@@ -1012,7 +1302,7 @@ static void answer(struct fake_req *r, const struct applied *ap)
         if (r->cut_ms > 0) {
             struct timeval tv = {(time_t)(r->cut_ms / 1000),
                                  (suseconds_t)fmod(r->cut_ms * 1000.0, 1e6)};
-            r->cut_timer = evtimer_new(f->base, cut_timer_cb, r);
+            r->cut_timer = evtimer_new(r->lp->base, cut_timer_cb, r);
             if (r->cut_timer) evtimer_add(r->cut_timer, &tv);
         }
         schedule(r, r->ttft_ms + r->extra_ttft_ms);
@@ -1021,7 +1311,8 @@ static void answer(struct fake_req *r, const struct applied *ap)
 
 static void handle(struct evhttp_request *req, void *arg)
 {
-    struct fake *f = arg;
+    struct fake_loop *lp = arg;
+    struct fake *f = lp->f;
     struct evhttp_connection *evcon = evhttp_request_get_connection(req);
     struct fake_conn *c = NULL;
     struct fake_req *r = NULL;
@@ -1034,7 +1325,7 @@ static void handle(struct evhttp_request *req, void *arg)
     cJSON *body = NULL;
     struct fake_errinfo e;
 
-    note_loop_thread(f);
+    note_loop_thread(lp);
     plen = strcspn(uri ? uri : "", "?");
     if (plen >= sizeof path) plen = sizeof path - 1;
     memcpy(path, uri ? uri : "", plen);
@@ -1049,9 +1340,8 @@ static void handle(struct evhttp_request *req, void *arg)
         goto out;
     }
     window_tick(f);
-    stat_add(f, &f->stats.requests);
-    if (evcon != NULL) c = conn_get(f, evcon);
-    r = req_new(f, req, c);
+    if (evcon != NULL) c = conn_get(lp, evcon);
+    r = req_new(lp, req, c);
     if (r == NULL) {
         evhttp_send_reply(req, 500, "Internal Server Error", NULL);
         goto out;
@@ -1083,7 +1373,7 @@ static void handle(struct evhttp_request *req, void *arg)
         } else {
             /* reset, or refuse racing the listener close: RST on the next turn */
             event_free(r->timer);
-            r->timer = evtimer_new(f->base, reset_cb, r);
+            r->timer = evtimer_new(lp->base, reset_cb, r);
             if (r->timer) schedule(r, 0);
         }
         r = NULL;
@@ -1175,11 +1465,121 @@ out:
 
 /* ---- lifetime -------------------------------------------------------------- */
 
+/* One per CPU this process may run on (taskset narrows it), at most
+ * FAKE_MAX_THREADS. */
+static int auto_threads(void)
+{
+    cpu_set_t set;
+    int n = 1;
+    if (sched_getaffinity(0, sizeof set, &set) == 0) n = CPU_COUNT(&set);
+    if (n < 1) n = 1;
+    if (n > FAKE_MAX_THREADS) n = FAKE_MAX_THREADS;
+    return n;
+}
+
+/* An own loop's thread asked to stop: the break is taken on the loop
+ * itself, so a stop requested before the loop started is not lost. */
+static void stop_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct fake_loop *lp = arg;
+    (void)fd;
+    (void)what;
+    event_base_loopbreak(lp->base);
+}
+
+static void *loop_main(void *arg)
+{
+    struct fake_loop *lp = arg;
+    event_base_loop(lp->base, EVLOOP_NO_EXIT_ON_EMPTY);
+    return NULL;
+}
+
+/* Sets up loop idx on base (NULL: a base of its own); not listening yet. */
+static int loop_init(struct fake *f, int idx, struct event_base *base, char *err, size_t errlen)
+{
+    struct fake_loop *lp = &f->loops[idx];
+    int rc = -1;
+
+    lp->f = f;
+    lp->idx = idx;
+    buf_init(&lp->scratch_ev, 1 << 16);
+    buf_init(&lp->scratch_tok, 256);
+    buf_init(&lp->out, FAKE_STEP_OUT);
+    lp->base = base != NULL ? base : event_base_new();
+    if (lp->base == NULL) {
+        snprintf(err, errlen, "fake %s: cannot create an event loop", f->spec.name);
+        goto out;
+    }
+    lp->http = evhttp_new(lp->base);
+    lp->ev_sync = event_new(lp->base, -1, 0, sync_cb, lp);
+    lp->ev_expire = evtimer_new(lp->base, expire_cb, lp);
+    lp->ev_reap = event_new(lp->base, -1, EV_PERSIST, reap_cb, lp);
+    lp->ev_stop = idx > 0 ? event_new(lp->base, -1, 0, stop_cb, lp) : NULL;
+    if (lp->http == NULL || lp->ev_sync == NULL || lp->ev_expire == NULL || lp->ev_reap == NULL ||
+        (idx > 0 && lp->ev_stop == NULL)) {
+        snprintf(err, errlen, "fake %s: out of memory", f->spec.name);
+        goto out;
+    }
+    evhttp_set_max_body_size(lp->http, FAKE_MAX_BODY);
+    evhttp_set_max_headers_size(lp->http, FAKE_MAX_HEADERS);
+    evhttp_set_allowed_methods(lp->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_DELETE);
+    evhttp_set_default_content_type(lp->http, NULL);
+    evhttp_set_gencb(lp->http, handle, lp);
+    {
+        struct timeval tv = {0, FAKE_REAP_MS * 1000};
+        if (event_add(lp->ev_reap, &tv) != 0) {
+            snprintf(err, errlen, "fake %s: cannot arm a timer", f->spec.name);
+            goto out;
+        }
+    }
+    rc = 0;
+out:
+    return rc;
+}
+
+/* Stops an own loop's thread (waits for it). */
+static void loop_stop(struct fake_loop *lp)
+{
+    if (!lp->th_started) return;
+    event_active(lp->ev_stop, EV_TIMEOUT, 0);
+    pthread_join(lp->th, NULL);
+    lp->th_started = 0;
+}
+
+/* Frees what loop lp holds; its thread has stopped (or lp is the caller's). */
+static void loop_cleanup(struct fake_loop *lp)
+{
+    /* Our requests first (their timers), then evhttp with its connections. */
+    while (lp->reqs != NULL) {
+        struct fake_req *r = lp->reqs;
+        if (r->conn == NULL && r->req != NULL && evhttp_request_get_connection(r->req) == NULL)
+            evhttp_request_free(r->req);
+        req_free(r);
+    }
+    if (lp->http) evhttp_free(lp->http);
+    lp->http = NULL;
+    while (lp->conns != NULL) {
+        struct fake_conn *c = lp->conns;
+        conn_unlink(c);
+        free(c);
+    }
+    if (lp->ev_sync) event_free(lp->ev_sync);
+    if (lp->ev_expire) event_free(lp->ev_expire);
+    if (lp->ev_reap) event_free(lp->ev_reap);
+    if (lp->ev_stop) event_free(lp->ev_stop);
+    lp->ev_sync = lp->ev_expire = lp->ev_reap = lp->ev_stop = NULL;
+    buf_cleanup(&lp->scratch_ev);
+    buf_cleanup(&lp->scratch_tok);
+    buf_cleanup(&lp->out);
+    if (lp->idx > 0 && lp->base != NULL) event_base_free(lp->base);
+    lp->base = NULL;
+}
+
 struct fake *fake_new(struct event_base *base, const struct fake_spec *spec, char *err,
                       size_t errlen)
 {
     struct fake *f = NULL, *ret = NULL;
-    int port = 0;
+    int n;
 
     if (spec->name[0] == '\0') {
         snprintf(err, errlen, "a fake provider needs a name");
@@ -1189,6 +1589,17 @@ struct fake *fake_new(struct event_base *base, const struct fake_spec *spec, cha
         snprintf(err, errlen, "fake %s: tokens_per_s must be above 0", spec->name);
         goto out;
     }
+    if (spec->threads < 0 || spec->threads > FAKE_MAX_THREADS) {
+        snprintf(err, errlen, "fake %s: threads must be 0 (one per CPU) to %d, not %d",
+                 spec->name, FAKE_MAX_THREADS, spec->threads);
+        goto out;
+    }
+    n = spec->threads > 0 ? spec->threads : auto_threads();
+    /* The fake's own loops are woken from other threads. */
+    if (n > 1 && evthread_use_pthreads() != 0) {
+        snprintf(err, errlen, "fake %s: libevent has no thread support", spec->name);
+        goto out;
+    }
     f = calloc(1, sizeof *f);
     if (f == NULL) {
         snprintf(err, errlen, "out of memory");
@@ -1196,8 +1607,13 @@ struct fake *fake_new(struct event_base *base, const struct fake_spec *spec, cha
     }
     pthread_mutex_init(&f->mu, NULL);
     pthread_cond_init(&f->cv, NULL);
-    f->base = base;
+    if ((f->loops = calloc((size_t)n, sizeof *f->loops)) == NULL) {
+        snprintf(err, errlen, "out of memory");
+        goto out;
+    }
+    f->nloops = n;
     f->spec = *spec;
+    f->spec.threads = n;
     f->spec.name[sizeof f->spec.name - 1] = '\0';
     f->spec.key[sizeof f->spec.key - 1] = '\0';
     f->spec.model[sizeof f->spec.model - 1] = '\0';
@@ -1210,36 +1626,29 @@ struct fake *fake_new(struct event_base *base, const struct fake_spec *spec, cha
     fake_rng_seed(&f->rng, spec->seed);
     fake_rng_seed(&f->rng_fault, spec->seed ^ 0x6661756c74000000ULL);
     f->window_start_us = clock_mono_us();
-    buf_init(&f->scratch_ev, 1 << 16);
-    buf_init(&f->scratch_tok, 256);
 
     if ((f->journal = fake_journal_new()) == NULL ||
         (f->spec.dialect == FAKE_ANTHROPIC && (f->pcache = fake_cache_new()) == NULL)) {
         snprintf(err, errlen, "out of memory");
         goto out;
     }
-    f->http = evhttp_new(base);
-    f->ev_sync = event_new(base, -1, 0, sync_cb, f);
-    f->ev_expire = evtimer_new(base, expire_cb, f);
-    f->ev_reap = event_new(base, -1, EV_PERSIST, reap_cb, f);
-    if (f->http == NULL || f->ev_sync == NULL || f->ev_expire == NULL || f->ev_reap == NULL) {
-        snprintf(err, errlen, "fake %s: out of memory", spec->name);
-        goto out;
-    }
-    evhttp_set_max_body_size(f->http, FAKE_MAX_BODY);
-    evhttp_set_max_headers_size(f->http, FAKE_MAX_HEADERS);
-    evhttp_set_allowed_methods(f->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_DELETE);
-    evhttp_set_default_content_type(f->http, NULL);
-    evhttp_set_gencb(f->http, handle, f);
-    if (net_listen_http(f->http, f->spec.host, spec->port, &port, &f->bound, err, errlen) != 0)
-        goto out;
-    f->port = port;
-    f->listening = 1;
+    for (int i = 0; i < n; i++)
+        if (loop_init(f, i, i == 0 ? base : NULL, err, errlen) != 0) goto out;
+    if (n > 1 && addr_resolve(f, err, errlen) != 0) goto out;
+    if (loops_listen(f, err, errlen) != 0) goto out;
     snprintf(f->url, sizeof f->url, "http://%s%s%s:%d", strchr(f->spec.host, ':') ? "[" : "",
-             f->spec.host, strchr(f->spec.host, ':') ? "]" : "", port);
-    {
-        struct timeval tv = {0, FAKE_REAP_MS * 1000};
-        event_add(f->ev_reap, &tv);
+             f->spec.host, strchr(f->spec.host, ':') ? "]" : "", f->port);
+    for (int i = 1; i < n; i++) {
+        struct fake_loop *lp = &f->loops[i];
+        if (pthread_create(&lp->th, NULL, loop_main, lp) != 0) {
+            snprintf(err, errlen, "fake %s: cannot start a loop thread", f->spec.name);
+            goto out;
+        }
+        lp->th_started = 1;
+        pthread_mutex_lock(&f->mu);
+        lp->tid = lp->th;
+        lp->tid_known = 1;
+        pthread_mutex_unlock(&f->mu);
     }
     ret = f;
     f = NULL;
@@ -1251,25 +1660,12 @@ out:
 void fake_free(struct fake *f)
 {
     if (f == NULL) return;
-    /* Our requests first (their timers), then evhttp with its connections. */
-    while (f->reqs != NULL) {
-        struct fake_req *r = f->reqs;
-        if (r->conn == NULL && r->req != NULL &&
-            evhttp_request_get_connection(r->req) == NULL)
-            evhttp_request_free(r->req);
-        req_free(r);
-    }
-    if (f->http) evhttp_free(f->http);
-    while (f->conns != NULL) {
-        struct fake_conn *c = f->conns;
-        conn_unlink(c);
-        free(c);
-    }
-    if (f->ev_sync) event_free(f->ev_sync);
-    if (f->ev_expire) event_free(f->ev_expire);
-    if (f->ev_reap) event_free(f->ev_reap);
-    buf_cleanup(&f->scratch_ev);
-    buf_cleanup(&f->scratch_tok);
+    /* The own threads first: after this, nothing runs on the fake but the
+     * caller. */
+    for (int i = 1; f->loops != NULL && i < f->nloops; i++) loop_stop(&f->loops[i]);
+    for (int i = 0; f->loops != NULL && i < f->nloops; i++)
+        if (f->loops[i].f != NULL) loop_cleanup(&f->loops[i]);
+    free(f->loops);
     fake_cache_free(f->pcache);
     fake_journal_free(f->journal);
     pthread_cond_destroy(&f->cv);

@@ -58,7 +58,9 @@ static int ant_parse(struct fake_req *r, const cJSON *body, struct fake_errinfo 
     }
     bytes += fake_json_text_bytes(cJSON_GetObjectItemCaseSensitive(body, "system"));
     r->prompt_tokens = fake_json_estimate_tokens(bytes, n);
+    fake_lock(r->f);
     fake_cache_lookup(fake_prompt_cache(r->f), r, body, clock_mono_us());
+    fake_unlock(r->f);
     if (r->cache_marks_seen > FAKE_CACHE_MARKS) {
         e->kind = FAKE_ERR_HTTP;
         e->status = 400;
@@ -277,9 +279,9 @@ static int ant_npost(struct fake_req *r)
 /* The spaces real streams put before an event's closing brace. */
 static int pad_close(struct fake_req *r, struct buf *out)
 {
-    int n = (int)(fake_rng_next(&r->rng_misc) % 16), rc = 0;
-    for (int i = 0; i < n && rc == 0; i++) rc |= buf_puts(out, " ");
-    rc |= buf_puts(out, "}\n\n");
+    static const char spaces[] = "               }\n\n"; /* 15 spaces */
+    size_t n = (size_t)(fake_rng_next(&r->rng_misc) % 16);
+    int rc = buf_append(out, spaces + 15 - n, n + 3);
     return rc ? -1 : 0;
 }
 

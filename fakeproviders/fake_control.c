@@ -71,9 +71,10 @@ static int list_json(struct fake *f, struct buf *b)
     }
     rc |= buf_printf(b,
                      "],\"stats\":{\"requests\":%llu,\"ok\":%llu,\"faulted\":%llu,"
-                     "\"auth_failed\":%llu}}\n",
+                     "\"auth_failed\":%llu,\"events\":%llu,\"events_late\":%llu}}\n",
                      (unsigned long long)st.requests, (unsigned long long)st.ok,
-                     (unsigned long long)st.faulted, (unsigned long long)st.auth_failed);
+                     (unsigned long long)st.faulted, (unsigned long long)st.auth_failed,
+                     (unsigned long long)st.events, (unsigned long long)st.events_late);
     return rc ? -1 : 0;
 }
 
@@ -216,7 +217,9 @@ void fake_control_journal(struct fake *f, const char *token, struct evhttp_reque
             goto out;
         }
     }
+    fake_lock(f);
     if (fake_journal_json(fake_journal_of(f), fake_name(f), (size_t)n, &b) != 0) buf_reset(&b);
+    fake_unlock(f);
     reply(req, 200, "OK", &b);
 out:
     buf_cleanup(&b);

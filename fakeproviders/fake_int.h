@@ -77,6 +77,7 @@ struct fake_cache_mark {
 /* What one request asked for, and what it is given. Private to the fake. */
 struct fake_req {
     struct fake *f;
+    struct fake_loop *lp;   /* the loop (thread) this request lives on */
     struct fake_conn *conn;
     struct evhttp_request *req;
     struct event *timer, *cut_timer;
@@ -102,6 +103,7 @@ struct fake_req {
     uint64_t due_us;        /* when the next step is due (monotonic): pacing
                                runs on absolute deadlines, so a late timer
                                does not slow the stream down */
+    int forgiven;           /* the next event's lateness was forgiven: late */
 
     /* timing and shaping faults */
     double ttft_ms, interval_ms, extra_ttft_ms, extra_tok_ms;
@@ -155,11 +157,18 @@ extern const struct fake_wire fake_anthropic_wire;
 /* Accessors the wire files need. */
 const char *fake_model(const struct fake *f);
 const char *fake_spec_name(const struct fake *f);
-/* Requests served so far in the current rate-limit minute (for headers). */
+/* Requests served so far in the current rate-limit minute (for headers).
+ * Thread-safe. */
 unsigned fake_window_used(struct fake *f);
 
+/* The fake's mutex: what its loops share (the prompt cache, the journal)
+ * is touched only between fake_lock and fake_unlock. Never held across a
+ * call into evhttp or into fake_fault_add/clear. */
+void fake_lock(struct fake *f);
+void fake_unlock(struct fake *f);
+
 /* Anthropic prompt caching (fake_cache.c); one cache per Anthropic fake,
- * loop thread only. lookup fills r->cache_read, cache_creation and marks and
+ * shared by its loops: call under fake_lock. lookup fills r->cache_read, cache_creation and marks and
  * lowers r->prompt_tokens to the uncached rest; commit writes the marks once
  * the request is answered. fake_prompt_cache is NULL for OpenAI fakes. */
 struct fake_cache;
@@ -171,7 +180,7 @@ void fake_cache_commit(struct fake_cache *c, const struct fake_req *r, uint64_t 
 struct fake_cache *fake_prompt_cache(struct fake *f);
 
 /* The request journal (fake_journal.c): the last FAKE_JOURNAL_MAX requests,
- * loop thread only. faults has bit (1 << kind) per fault applied; status 0
+ * shared by the fake's loops: call under fake_lock. faults has bit (1 << kind) per fault applied; status 0
  * means no answer (egress_block, stall before any byte). */
 #define FAKE_JOURNAL_MAX 256
 struct fake_journal;

@@ -15,9 +15,17 @@ int fake_json_str(struct buf *b, const char *s)
     const unsigned char *p = (const unsigned char *)s;
 
     if (buf_puts(b, "\"") != 0) goto out;
-    for (; *p; p++) {
+    while (*p) {
         const char *esc = NULL;
         char u[8];
+        size_t run = 0;
+        /* Plain bytes go in one append (this runs for every stream event). */
+        while (p[run] >= 0x20 && p[run] != '"' && p[run] != '\\') run++;
+        if (run > 0) {
+            if (buf_append(b, p, run) != 0) goto out;
+            p += run;
+            continue;
+        }
         switch (*p) {
         case '"': esc = "\\\""; break;
         case '\\': esc = "\\\\"; break;
@@ -32,11 +40,8 @@ int fake_json_str(struct buf *b, const char *s)
                 esc = u;
             }
         }
-        if (esc != NULL) {
-            if (buf_puts(b, esc) != 0) goto out;
-        } else if (buf_append(b, p, 1) != 0) {
-            goto out;
-        }
+        if (esc != NULL && buf_puts(b, esc) != 0) goto out;
+        p++;
     }
     if (buf_puts(b, "\"") != 0) goto out;
     rc = 0;

@@ -399,17 +399,32 @@ static int oai_npost(struct fake_req *r)
     return 2 + (r->include_usage ? 1 : 0);
 }
 
+/* v in decimal at the end of out (no printf: this runs for every event). */
+static const char *fmt_i64(char *out, size_t outlen, int64_t v)
+{
+    char *p = out + outlen - 1;
+    uint64_t u = v < 0 ? 0 - (uint64_t)v : (uint64_t)v;
+    *p = '\0';
+    do {
+        *--p = (char)('0' + u % 10);
+        u /= 10;
+    } while (u != 0 && p > out + 1);
+    if (v < 0) *--p = '-';
+    return p;
+}
+
 /* One chunk: the common head, the choices part, usage, obfuscation pad. */
 static int chunk(struct fake_req *r, struct buf *out, const char *choices_fmt, const char *text,
                  const char *finish, int usage)
 {
-    char pad[24];
+    char pad[24], num[24];
     int rc = 0;
     fake_rng_alnum(&r->rng_misc, pad, 2 + fake_rng_next(&r->rng_misc) % 14);
     rc |= buf_puts(out, "data: {\"id\":");
     rc |= fake_json_str(out, r->id);
-    rc |= buf_printf(out, ",\"object\":\"chat.completion.chunk\",\"created\":%lld,\"model\":",
-                     (long long)r->created);
+    rc |= buf_puts(out, ",\"object\":\"chat.completion.chunk\",\"created\":");
+    rc |= buf_puts(out, fmt_i64(num, sizeof num, r->created));
+    rc |= buf_puts(out, ",\"model\":");
     rc |= fake_json_str(out, fake_model(r->f));
     rc |= buf_puts(out, ",\"service_tier\":\"default\",\"system_fingerprint\":null,\"choices\":");
     if (choices_fmt == NULL) {
@@ -426,7 +441,13 @@ static int chunk(struct fake_req *r, struct buf *out, const char *choices_fmt, c
             rc |= buf_puts(out, "{}");
         }
         rc |= buf_puts(out, ",\"logprobs\":null,\"finish_reason\":");
-        rc |= finish ? buf_printf(out, "\"%s\"", finish) : buf_puts(out, "null");
+        if (finish != NULL) {
+            rc |= buf_puts(out, "\"");
+            rc |= buf_puts(out, finish);
+            rc |= buf_puts(out, "\"");
+        } else {
+            rc |= buf_puts(out, "null");
+        }
         rc |= buf_puts(out, "}]");
     }
     if (usage == 1) rc |= buf_puts(out, ",\"usage\":null");
@@ -434,7 +455,9 @@ static int chunk(struct fake_req *r, struct buf *out, const char *choices_fmt, c
         rc |= buf_puts(out, ",");
         rc |= usage_json(r, out, 0);
     }
-    rc |= buf_printf(out, ",\"obfuscation\":\"%s\"}\n\n", pad);
+    rc |= buf_puts(out, ",\"obfuscation\":\"");
+    rc |= buf_puts(out, pad);
+    rc |= buf_puts(out, "\"}\n\n");
     return rc ? -1 : 0;
 }
 

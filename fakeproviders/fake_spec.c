@@ -109,7 +109,7 @@ int fake_spec_from_yaml(const struct ynode *n, struct fake_spec *s, char *err, s
     static const char *const keys[] = {"name",         "dialect",      "key",
                                        "model",        "listen",       "latency",
                                        "fault_header", "control_token", "seed",
-                                       NULL};
+                                       "threads",      NULL};
     const struct ynode *v;
     int rc = -1;
 
@@ -183,6 +183,17 @@ int fake_spec_from_yaml(const struct ynode *n, struct fake_spec *s, char *err, s
             goto out;
         }
         s->seed = (uint64_t)seed;
+    }
+    if ((v = yamlx_get(n, "threads")) != NULL) {
+        long t;
+        if (yamlx_long(v, &t, err, errlen) != 0) goto out;
+        if (t < 0 || t > FAKE_MAX_THREADS) {
+            yamlx_error(err, errlen, v,
+                        "threads must be 1 to %d loop threads, or 0 for one per CPU; not %ld",
+                        FAKE_MAX_THREADS, t);
+            goto out;
+        }
+        s->threads = (int)t;
     }
     rc = 0;
 out:

@@ -33,6 +33,7 @@
 #include <cjson/cJSON.h>
 
 #include "common/clock.h"
+#include "common/loopthread.h"
 #include "common/path.h"
 #include "fakeproviders/fake.h"
 #include "harness/commands.h"
@@ -306,30 +307,9 @@ static void drill_phase(struct drill *d, const char *name, const char *budget, c
 /* ---- rehearsal: the scenario's fakes and the built-in router ---- */
 
 /* An event loop on a thread of its own. */
-struct drill_loop {
-    struct event_base *base;
-    pthread_t th;
-    int running;
-};
-
-static void *drill_loop_main(void *arg)
-{
-    struct drill_loop *l = arg;
-    event_base_loop(l->base, EVLOOP_NO_EXIT_ON_EMPTY);
-    return NULL;
-}
-
-static void drill_loop_stop(struct drill_loop *l)
-{
-    if (!l->running) return;
-    event_base_loopbreak(l->base);
-    pthread_join(l->th, NULL);
-    l->running = 0;
-}
-
 struct rehearsal {
     struct scenario *s;
-    struct drill_loop fakes_loop, router_loop;
+    struct loopthread fakes_loop, router_loop;
     struct fake **fakes;
     char **urls;                 /* provider root URLs */
     struct router_config *cfg;
@@ -395,16 +375,10 @@ static int rehearsal_start(struct rehearsal *rh, struct drill *d, char *err, siz
     rh->proxy = proxy_new(rh->router_loop.base, rh->cfg, &po, err, errlen);
     if (rh->proxy == NULL) goto out;
     snprintf(rh->target, sizeof rh->target, "http://127.0.0.1:%d", proxy_port(rh->proxy));
-    if (pthread_create(&rh->fakes_loop.th, NULL, drill_loop_main, &rh->fakes_loop) != 0) {
+    if (loopthread_start(&rh->fakes_loop) != 0 || loopthread_start(&rh->router_loop) != 0) {
         snprintf(err, errlen, "cannot start a thread");
         goto out;
     }
-    rh->fakes_loop.running = 1;
-    if (pthread_create(&rh->router_loop.th, NULL, drill_loop_main, &rh->router_loop) != 0) {
-        snprintf(err, errlen, "cannot start a thread");
-        goto out;
-    }
-    rh->router_loop.running = 1;
     rc = 0;
 out:
     return rc;
@@ -417,8 +391,8 @@ static void rehearsal_stop(struct rehearsal *rh)
 
     for (i = 0; rh->fakes && i < n; i++)
         if (rh->fakes[i]) fake_fault_clear(rh->fakes[i], -1);
-    drill_loop_stop(&rh->router_loop);
-    drill_loop_stop(&rh->fakes_loop);
+    loopthread_stop(&rh->router_loop);
+    loopthread_stop(&rh->fakes_loop);
     proxy_free(rh->proxy);
     rh->proxy = NULL;
     router_config_free(rh->cfg);

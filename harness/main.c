@@ -458,11 +458,11 @@ int cmd_fake(int argc, char **argv)
     for (i = 0; i < list->n; i++) {
         struct fake_spec spec;
         fake_spec_defaults(&spec);
-        spec.seed = i + 1;
         if (fake_spec_from_yaml(list->items[i], &spec, err, sizeof err) != 0) {
             fprintf(stderr, "%s\n", err);
             goto out;
         }
+        if (yamlx_get(list->items[i], "seed") == NULL) spec.seed = i + 1;
         fakes[n] = fake_new(base, &spec, err, sizeof err);
         if (fakes[n] == NULL) {
             fprintf(stderr, "slodrill: %s: %s\n", spec.name, err);

@@ -15,6 +15,7 @@
 
 #include "common/clock.h"
 #include "common/log.h"
+#include "common/loopthread.h"
 #include "common/path.h"
 #include "harness/loadgen.h"
 #include "reports/report.h"
@@ -24,35 +25,6 @@
 static volatile int last_signal;
 
 int runner_interrupted(void) { return last_signal; }
-
-/* An event loop on a thread of its own. */
-struct loop_thread {
-    struct event_base *base;
-    pthread_t th;
-    int running;
-};
-
-static void *loop_main(void *arg)
-{
-    struct loop_thread *lt = arg;
-    event_base_loop(lt->base, EVLOOP_NO_EXIT_ON_EMPTY);
-    return NULL;
-}
-
-static int loop_start(struct loop_thread *lt)
-{
-    if (pthread_create(&lt->th, NULL, loop_main, lt) != 0) return -1;
-    lt->running = 1;
-    return 0;
-}
-
-static void loop_stop(struct loop_thread *lt)
-{
-    if (!lt->running) return;
-    event_base_loopbreak(lt->base);
-    pthread_join(lt->th, NULL);
-    lt->running = 0;
-}
 
 struct env_map {
     const struct scenario *s;
@@ -360,7 +332,7 @@ int runner_run(const struct scenario *s, const struct run_opts *o, struct run_re
 {
     struct run r;
     struct event_base *fake_base = NULL, *router_base = NULL;
-    struct loop_thread fake_lt = {0}, router_lt = {0};
+    struct loopthread fake_lt = {0}, router_lt = {0};
     struct router_config *cfg = NULL;
     struct proxy *proxy = NULL;
     struct env_map envm = {0};
@@ -553,7 +525,7 @@ int runner_run(const struct scenario *s, const struct run_opts *o, struct run_re
         }
     }
 
-    if (loop_start(&fake_lt) != 0 || loop_start(&router_lt) != 0) {
+    if (loopthread_start(&fake_lt) != 0 || loopthread_start(&router_lt) != 0) {
         snprintf(err, errlen, "cannot start threads");
         goto out;
     }
@@ -567,8 +539,8 @@ int runner_run(const struct scenario *s, const struct run_opts *o, struct run_re
     if (rundb_event(r.db, run_now(&r), "run_end", s->name,
                     r.stopped ? "stopped by stop_if" : r.interrupted ? "interrupted" : "complete") != 0)
         log_warn("runner", "could not record run_end");
-    loop_stop(&router_lt);
-    loop_stop(&fake_lt);
+    loopthread_stop(&router_lt);
+    loopthread_stop(&fake_lt);
     if (rundb_finish(r.db, r.stopped || r.interrupted ? "aborted" : "complete", run_now(&r)) != 0)
         log_warn("runner", "could not seal the run DB");
     r.db = NULL;
@@ -583,8 +555,8 @@ int runner_run(const struct scenario *s, const struct run_opts *o, struct run_re
     rc = 0;
 out:
     if (rc != 0 && res->exit_code == RUN_EXIT_PASS) res->exit_code = RUN_EXIT_FAIL;
-    loop_stop(&router_lt);
-    loop_stop(&fake_lt);
+    loopthread_stop(&router_lt);
+    loopthread_stop(&fake_lt);
     if (r.lg) loadgen_free(r.lg);
     for (i = 0; i < r.ntimers; i++)
         if (r.timers[i].ev) event_free(r.timers[i].ev);

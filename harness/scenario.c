@@ -488,8 +488,10 @@ static int load_providers(struct scenario *s, const struct ynode *n, char *err, 
     if (s->providers == NULL) return yamlx_error(err, errlen, n, "out of memory");
     for (i = 0; i < n->n; i++) {
         fake_spec_defaults(&s->providers[i]);
-        s->providers[i].seed = s->seed * 1000003u + i + 1;
         if (fake_spec_from_yaml(n->items[i], &s->providers[i], err, errlen) != 0) return -1;
+        /* Each provider its own stream of latencies unless it names a seed. */
+        if (yamlx_get(n->items[i], "seed") == NULL)
+            s->providers[i].seed = s->seed * 1000003u + i + 1;
         for (j = 0; j < i; j++)
             if (strcmp(s->providers[j].name, s->providers[i].name) == 0)
                 return yamlx_error(err, errlen, n->items[i], "provider name '%s' is used twice",

@@ -38,7 +38,8 @@ static void yaml_full(void **state)
                           "output_tokens: 120 }\n"
                           "fault_header: false\n"
                           "control_token: tok\n"
-                          "seed: 9\n",
+                          "seed: 9\n"
+                          "threads: 3\n",
                           &s, err, sizeof err),
                      0);
     assert_string_equal(s.name, "secondary");
@@ -52,6 +53,7 @@ static void yaml_full(void **state)
     assert_int_equal(s.fault_header, 0);
     assert_string_equal(s.control_token, "tok");
     assert_int_equal(s.seed, 9);
+    assert_int_equal(s.threads, 3);
 }
 
 static void yaml_defaults(void **state)
@@ -66,6 +68,7 @@ static void yaml_defaults(void **state)
     assert_true(s.latency.ttft_median_ms == 300 && s.latency.ttft_p95_ms == 900);
     assert_int_equal(s.fault_header, 1);
     assert_int_equal(s.seed, 1);
+    assert_int_equal(s.threads, 0); /* one loop per CPU */
 }
 
 static void expect_err(const char *yaml, const char *want)
@@ -89,6 +92,9 @@ static void yaml_errors(void **state)
     expect_err("name: a\nlatency: { tokens_per_s: 0 }\n", "tokens_per_s must be between");
     expect_err("name: a b\n", "may hold only letters");
     expect_err("name: a\nlatency: { ttft_ms: { median: 1, p59: 2 } }\n", "unknown key 'p59'");
+    expect_err("name: a\nthreads: 9\n", "scn.yaml:2:10: threads must be 1 to 8 loop threads");
+    expect_err("name: a\nthreads: -1\n", "threads must be 1 to 8");
+    expect_err("name: a\nthreads: two\n", "scn.yaml:2:10:");
 }
 
 static void fault_syntax(void **state)

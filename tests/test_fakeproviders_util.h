@@ -81,7 +81,9 @@ static TU_UNUSED int tsrv_start(struct tsrv *s, const struct fake_spec *spec)
 static TU_UNUSED void tsrv_stop(struct tsrv *s)
 {
     if (s->running) {
-        event_base_loopbreak(s->base);
+        /* loopexit, not loopbreak: a break asked before the thread enters
+         * the loop is forgotten; the exit is an event that waits for it. */
+        event_base_loopexit(s->base, NULL);
         pthread_join(s->th, NULL);
         s->running = 0;
     }

@@ -4,7 +4,11 @@
  *       opens N concurrent streaming chat completions against the OpenAI
  *       fake at URL (ramped over RAMP_S seconds), and once all N streams are
  *       open measures, over WINDOW_S seconds, the token events each stream
- *       receives per second and the resident memory (VmRSS) of process PID.
+ *       receives per second, the resident memory (VmRSS) of process PID,
+ *       its CPU, in all and per busy thread (how its loops share it), and
+ *       the share of events the fake itself sent more than 10 ms late (its
+ *       /_chaos/faults stats: a loop that falls behind keeps the average
+ *       pace by sending late events together).
  *   bench_fake latency URL KEY COUNT
  *       COUNT sequential non-streaming requests on one keep-alive
  *       connection; prints the median and p99 time to the whole answer.
@@ -20,6 +24,7 @@
  * then costs a fraction of the server's system calls and leaves the CPU to
  * the fake (whose figures these are). Counting is exact at the window's
  * edges, which are sweeps. */
+#include <dirent.h>
 #include <errno.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -92,6 +97,90 @@ static double proc_cpu_s(long pid)
     return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
 }
 
+#define MAX_TASKS 64
+
+/* CPU seconds of each thread of pid (from /proc/PID/task), by thread id,
+ * and the seconds each spent runnable but waiting for a CPU (schedstat:
+ * other processes had it); returns how many were read. */
+static int proc_task_cpu(long pid, long *tid, double *cpu, double *wait, int max)
+{
+    char path[64];
+    DIR *d;
+    struct dirent *e;
+    int n = 0;
+    snprintf(path, sizeof path, "/proc/%ld/task", pid);
+    d = opendir(path);
+    if (d == NULL) return 0;
+    while (n < max && (e = readdir(d)) != NULL) {
+        char tpath[320], buf[1024], *p;
+        unsigned long ut = 0, st = 0;
+        FILE *fp;
+        size_t k;
+        if (e->d_name[0] < '0' || e->d_name[0] > '9') continue;
+        snprintf(tpath, sizeof tpath, "/proc/%ld/task/%s/stat", pid, e->d_name);
+        fp = fopen(tpath, "r");
+        if (fp == NULL) continue;
+        k = fread(buf, 1, sizeof buf - 1, fp);
+        fclose(fp);
+        buf[k] = '\0';
+        p = strrchr(buf, ')');
+        if (p == NULL || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu",
+                                &ut, &st) != 2)
+            continue;
+        tid[n] = strtol(e->d_name, NULL, 10);
+        cpu[n] = (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
+        wait[n] = 0;
+        snprintf(tpath, sizeof tpath, "/proc/%ld/task/%s/schedstat", pid, e->d_name);
+        if ((fp = fopen(tpath, "r")) != NULL) {
+            unsigned long long run_ns, wait_ns;
+            if (fscanf(fp, "%llu %llu", &run_ns, &wait_ns) == 2) wait[n] = (double)wait_ns / 1e9;
+            fclose(fp);
+        }
+        n++;
+    }
+    closedir(d);
+    return n;
+}
+
+static size_t grab(char *p, size_t sz, size_t n, void *arg)
+{
+    char *dst = arg;
+    size_t have = strlen(dst), k = sz * n;
+    if (have + k >= 8192) k = 8191 - have;
+    memcpy(dst + have, p, k);
+    dst[have + k] = '\0';
+    return sz * n;
+}
+
+/* The fake's own count of stream events sent and sent late (GET
+ * /_chaos/faults); -1 when unreadable. */
+static int fake_events(const char *url, double *events, double *late)
+{
+    static char body[8192];
+    char u[256];
+    const char *p;
+    CURL *c = curl_easy_init();
+    int rc = -1;
+    body[0] = '\0';
+    if (c == NULL) return -1;
+    snprintf(u, sizeof u, "%s/_chaos/faults", url);
+    curl_easy_setopt(c, CURLOPT_URL, u);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, grab);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, body);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 2000L);
+    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+    if (curl_easy_perform(c) == CURLE_OK && (p = strstr(body, "\"events\":")) != NULL) {
+        *events = strtod(p + 9, NULL);
+        p = strstr(body, "\"events_late\":");
+        if (p != NULL) {
+            *late = strtod(p + 14, NULL);
+            rc = 0;
+        }
+    }
+    curl_easy_cleanup(c);
+    return rc;
+}
+
 static double self_cpu_s(void)
 {
     struct rusage ru;
@@ -118,6 +207,12 @@ struct bench {
     uint64_t window_start_us, window_events;
     int window_open_min;
     double window_cpu_fake, window_cpu_self;
+    const char *url;
+    double ev0, late0;         /* the fake's event counters at the window's start */
+    int have_ev;
+    long task_id[MAX_TASKS];   /* the fake's threads at the window's start */
+    double task_cpu[MAX_TASKS], task_wait[MAX_TASKS];
+    int ntasks;
     long pid, rss_kb_idle, rss_kb_peak;
     struct event *tick;
     uint64_t last_sweep_us;
@@ -262,6 +357,8 @@ static void tick_cb(evutil_socket_t fd, short what, void *arg)
             b->window_open_min = b->open;
             b->window_cpu_fake = proc_cpu_s(b->pid);
             b->window_cpu_self = self_cpu_s();
+            b->ntasks = proc_task_cpu(b->pid, b->task_id, b->task_cpu, b->task_wait, MAX_TASKS);
+            b->have_ev = fake_events(b->url, &b->ev0, &b->late0) == 0;
         }
     } else if (b->phase == 2) {
         long kb;
@@ -290,6 +387,31 @@ static void tick_cb(evutil_socket_t fd, short what, void *arg)
                    b->window_open_min > 0 ? (double)ev / w / b->window_open_min : 0.0);
             printf("fake_cpu_pct %.0f\n", 100.0 * (proc_cpu_s(b->pid) - b->window_cpu_fake) / w);
             printf("client_cpu_pct %.0f\n", 100.0 * (self_cpu_s() - b->window_cpu_self) / w);
+            {
+                /* Each busy thread's share: how the loops split the work. */
+                long tid[MAX_TASKS];
+                double cpu[MAX_TASKS], wait[MAX_TASKS], waited = 0;
+                int n = proc_task_cpu(b->pid, tid, cpu, wait, MAX_TASKS), busy = 0;
+                printf("fake_thread_cpu_pct");
+                for (int i = 0; i < n; i++)
+                    for (int j = 0; j < b->ntasks; j++)
+                        if (tid[i] == b->task_id[j] && cpu[i] - b->task_cpu[j] > 0.01 * w) {
+                            printf("%s%.0f", busy++ ? "," : " ",
+                                   100.0 * (cpu[i] - b->task_cpu[j]) / w);
+                            waited += wait[i] - b->task_wait[j];
+                        }
+                printf("%s\n", busy ? "" : " -");
+                /* > 0: the busy threads were ready to run but the CPUs were
+                 * taken (by the client, or by other processes). */
+                printf("fake_cpu_wait_pct %.0f\n", 100.0 * waited / w);
+            }
+            {
+                double ev1, late1;
+                if (b->have_ev && fake_events(b->url, &ev1, &late1) == 0 && ev1 > b->ev0)
+                    printf("events_late_pct %.1f\n", 100.0 * (late1 - b->late0) / (ev1 - b->ev0));
+                else
+                    printf("events_late_pct -1\n");
+            }
             printf("rss_idle_mb %.1f\n", (double)b->rss_kb_idle / 1024.0);
             printf("rss_peak_mb %.1f\n", (double)b->rss_kb_peak / 1024.0);
             printf("rss_per_stream_kb %.1f\n",
@@ -330,6 +452,7 @@ static int run_streams(int argc, char **argv)
         fprintf(stderr, "bench_fake: URL must be http://IPv4:PORT\n");
         goto out;
     }
+    b.url = argv[0];
     b.pid = strtol(argv[2], NULL, 10);
     b.n = (int)strtol(argv[3], NULL, 10);
     b.ramp_s = argc > 4 ? strtod(argv[4], NULL) : 4.0;
