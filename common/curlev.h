@@ -27,7 +27,9 @@ void curlev_free(struct curlev *cv);
 
 /* Starts a transfer. The easy handle stays the caller's (curlev never frees
  * it); do not touch its options until done or curlev_remove. Uses
- * CURLOPT_PRIVATE internally: do not set it. 0 or -1. */
+ * CURLOPT_PRIVATE, CURLOPT_OPENSOCKETFUNCTION and CURLOPT_CLOSESOCKETFUNCTION
+ * internally (idle kept-alive sockets stay registered with the loop): do
+ * not set them. 0 or -1. */
 int curlev_add(struct curlev *cv, CURL *easy, curlev_done_cb cb, void *arg) WUR;
 
 /* Cancels a running transfer without calling its callback. Safe to call for

@@ -197,6 +197,24 @@ static void px_event(struct proxy *p, const char *kind, const char *subject, con
 
 /* ---- responses ---- */
 
+/* v in decimal into out (at least 12 bytes): snprintf's cost, three times a
+ * request, without its format parsing. */
+static const char *px_itoa(char *out, int v)
+{
+    char tmp[12];
+    unsigned u = v < 0 ? 0u - (unsigned)v : (unsigned)v;
+    size_t n = 0, i = 0;
+    do
+        tmp[n++] = (char)('0' + u % 10);
+    while ((u /= 10) && n < sizeof tmp);
+    if (v < 0)
+        out[i++] = '-';
+    while (n)
+        out[i++] = tmp[--n];
+    out[i] = '\0';
+    return out;
+}
+
 static void px_common_headers(struct preq *rq, struct evkeyvalq *h)
 {
     const struct router_config *cfg = rq->p->cfg;
@@ -208,12 +226,9 @@ static void px_common_headers(struct preq *rq, struct evkeyvalq *h)
     evhttp_add_header(h, "x-slodrill-provider",
                       rq->served_provider[0] ? rq->served_provider : d ? d->provider : "none");
     evhttp_add_header(h, "x-slodrill-model", d ? d->upstream_model : "none");
-    snprintf(num, sizeof num, "%d", rq->attempts);
-    evhttp_add_header(h, "x-slodrill-attempts", num);
-    snprintf(num, sizeof num, "%d", rq->fallbacks);
-    evhttp_add_header(h, "x-slodrill-fallbacks", num);
-    snprintf(num, sizeof num, "%d", rq->hops);
-    evhttp_add_header(h, "x-slodrill-failover-hops", num);
+    evhttp_add_header(h, "x-slodrill-attempts", px_itoa(num, rq->attempts));
+    evhttp_add_header(h, "x-slodrill-fallbacks", px_itoa(num, rq->fallbacks));
+    evhttp_add_header(h, "x-slodrill-failover-hops", px_itoa(num, rq->hops));
     if (rq->cost >= 0) {
         snprintf(num, sizeof num, "%.8f", rq->cost);
         evhttp_add_header(h, "x-slodrill-cost-usd", num);
@@ -607,9 +622,17 @@ static void px_att_free(struct patt *a)
     px_obj_put(a->rq->p->free_att, &a->rq->p->n_free_att, a);
 }
 
+/* Runs px_next_fired from the loop after delay_ms. No delay: made active, so
+ * it runs once the current callback returns, in this loop turn (a zero
+ * timer would cost another turn: an epoll_wait before the upstream request). */
 static void px_schedule_next(struct preq *rq, int64_t delay_ms)
 {
     struct timeval tv;
+    if (delay_ms <= 0) {
+        event_del(rq->next_ev);
+        event_active(rq->next_ev, EV_TIMEOUT, 0);
+        return;
+    }
     tv.tv_sec = (time_t)(delay_ms / 1000);
     tv.tv_usec = (suseconds_t)((delay_ms % 1000) * 1000);
     event_add(rq->next_ev, &tv);
@@ -839,14 +862,34 @@ static int px_jscan_string(struct px_jscan *j, const char **k, size_t *klen)
     return -1;
 }
 
+static int px_jscan_numchar(char c)
+{
+    return (c >= '0' && c <= '9') || c == '+' || c == '-' || c == '.' || c == 'e' || c == 'E';
+}
+
 static int px_jscan_number(struct px_jscan *j, struct px_jnum *num)
 {
     char tmp[64], *e;
-    size_t n = 0;
+    size_t n = 0, i;
     double v;
-    while (j->p + n < j->end && n < sizeof tmp - 1 && strchr("0123456789+-.eE", j->p[n]) &&
-           j->p[n])
+    while (j->p + n < j->end && n < sizeof tmp - 1 && px_jscan_numchar(j->p[n]))
         n++;
+    /* a plain integer (the usual case: token counts, indexes) as strtod reads it */
+    i = n > 0 && j->p[0] == '-';
+    if (n > i && n - i <= 15) {
+        long x = 0;
+        size_t k;
+        for (k = i; k < n && j->p[k] >= '0' && j->p[k] <= '9'; k++)
+            x = x * 10 + (j->p[k] - '0');
+        if (k == n) {
+            j->p += n;
+            if (num) {
+                num->v = i ? -x : x;
+                num->isnum = 1;
+            }
+            return 0;
+        }
+    }
     memcpy(tmp, j->p, n);
     tmp[n] = '\0';
     v = strtod(tmp, &e);

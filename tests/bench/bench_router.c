@@ -5,6 +5,9 @@
  * router, so the difference between the two runs is the router's.
  *
  *   bench_router rate    HOST PORT KEY RATE SECONDS CONNS   open loop at RATE req/s
+ *   bench_router pair    HOST PORT_A KEY_A PORT_B KEY_B RATE SECONDS CONNS
+ *                        the same open loop, alternating A and B in 0.5 s slices
+ *                        so both meet the same machine: a_... and b_... figures
  *   bench_router max     HOST PORT KEY SECONDS CONNS        closed loop: as fast as answered
  *   bench_router ttft    HOST PORT KEY COUNT                sequential streams: first token
  *   bench_router streams HOST PORT KEY COUNT SECONDS PID    COUNT streams held; PID's memory
@@ -56,6 +59,7 @@ struct conn {
 };
 
 static const char *g_host;
+static void build_requests(const char *key);
 static int g_port;
 static char g_req[4096], g_sreq[4096];
 static size_t g_req_len, g_sreq_len;
@@ -151,12 +155,40 @@ static int conn_read(struct conn *c)
     }
 }
 
-/* rate and max: one routine, open loop when rate > 0. */
-static int run_load(double rate, double seconds, int nconn)
+/* What a load run measured; a pair run adds its slices into one per side. */
+struct load_res {
+    uint64_t *lat;
+    size_t n, cap;
+    uint64_t sent, ok, bad, late, dropped;
+};
+
+static int load_res_init(struct load_res *r, size_t cap)
+{
+    memset(r, 0, sizeof *r);
+    r->cap = cap;
+    r->lat = malloc(cap * sizeof *r->lat);
+    return r->lat ? 0 : -1;
+}
+
+static void load_res_print(struct load_res *r, const char *prefix, double seconds)
+{
+    qsort(r->lat, r->n, sizeof *r->lat, cmp_u64);
+    printf("%ssent %llu\n%sok %llu\n%sfailed %llu\n%slate %llu\n%sdropped %llu\n", prefix,
+           (unsigned long long)r->sent, prefix, (unsigned long long)r->ok, prefix,
+           (unsigned long long)r->bad, prefix, (unsigned long long)r->late, prefix,
+           (unsigned long long)r->dropped);
+    printf("%sreq_per_s %.0f\n", prefix, (double)r->ok / seconds);
+    printf("%slatency_median_us %.1f\n%slatency_p99_us %.1f\n%slatency_p999_us %.1f\n", prefix,
+           pct(r->lat, r->n, 0.5), prefix, pct(r->lat, r->n, 0.99), prefix,
+           pct(r->lat, r->n, 0.999));
+}
+
+/* rate and max: one routine, open loop when rate > 0; adds into *res. */
+static int run_load_into(double rate, double seconds, int nconn, struct load_res *res)
 {
     struct conn *cs = calloc((size_t)nconn, sizeof *cs);
-    size_t cap = (size_t)(rate > 0 ? rate * seconds + 16 : 4000000), n = 0;
-    uint64_t *lat = malloc(cap * sizeof *lat);
+    size_t cap = res->cap, n = res->n;
+    uint64_t *lat = res->lat;
     uint64_t t0, t_end, next_due;
     uint64_t sent = 0, ok = 0, bad = 0, late = 0, dropped = 0;
     int ep = epoll_create1(0), tfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK);
@@ -267,20 +299,58 @@ static int run_load(double rate, double seconds, int nconn)
             }
         }
     }
-    qsort(lat, n, sizeof *lat, cmp_u64);
-    printf("sent %llu\nok %llu\nfailed %llu\nlate %llu\ndropped %llu\n", (unsigned long long)sent,
-           (unsigned long long)ok, (unsigned long long)bad, (unsigned long long)late,
-           (unsigned long long)dropped);
-    printf("req_per_s %.0f\n", (double)ok / seconds);
-    printf("latency_median_us %.1f\nlatency_p99_us %.1f\nlatency_p999_us %.1f\n",
-           pct(lat, n, 0.5), pct(lat, n, 0.99), pct(lat, n, 0.999));
+    res->n = n;
+    res->sent += sent;
+    res->ok += ok;
+    res->bad += bad;
+    res->late += late;
+    res->dropped += dropped;
     for (k = 0; k < nconn; k++)
         close(cs[k].fd);
     close(ep);
     close(tfd);
     free(cs);
-    free(lat);
     return bad ? 1 : 0;
+}
+
+static int run_load(double rate, double seconds, int nconn)
+{
+    struct load_res r;
+    int rc;
+    if (load_res_init(&r, (size_t)(rate > 0 ? rate * seconds + 16 : 4000000)) != 0)
+        return 1;
+    rc = run_load_into(rate, seconds, nconn, &r);
+    load_res_print(&r, "", seconds);
+    free(r.lat);
+    return rc;
+}
+
+/* A and B in alternating 0.5 s slices at the same rate, fresh connections
+ * each slice (opened before the slice's clock starts). */
+static int run_pair(int port_a, const char *key_a, int port_b, const char *key_b, double rate,
+                    double seconds, int nconn)
+{
+    struct load_res ra, rb;
+    double slice = 0.5, done = 0;
+    size_t cap = (size_t)(rate * seconds + 16 * (seconds / slice + 1));
+    int rc = 0;
+    if (load_res_init(&ra, cap) != 0 || load_res_init(&rb, cap) != 0)
+        return 1;
+    while (done < seconds - 1e-9) {
+        double s = seconds - done < slice ? seconds - done : slice;
+        g_port = port_a;
+        build_requests(key_a);
+        rc |= run_load_into(rate, s, nconn, &ra);
+        g_port = port_b;
+        build_requests(key_b);
+        rc |= run_load_into(rate, s, nconn, &rb);
+        done += s;
+    }
+    load_res_print(&ra, "a_", seconds);
+    load_res_print(&rb, "b_", seconds);
+    free(ra.lat);
+    free(rb.lat);
+    return rc;
 }
 
 /* A stream's bytes so far hold a content delta? */
@@ -472,6 +542,9 @@ int main(int argc, char **argv)
     g_host = argv[2];
     g_port = (int)num(argv[3]);
     build_requests(argv[4]);
+    if (!strcmp(argv[1], "pair") && argc == 10)
+        return run_pair((int)num(argv[3]), argv[4], (int)num(argv[5]), argv[6],
+                        strtod(argv[7], NULL), strtod(argv[8], NULL), (int)num(argv[9]));
     if (!strcmp(argv[1], "rate") && argc == 8)
         return run_load(strtod(argv[5], NULL), strtod(argv[6], NULL), (int)num(argv[7]));
     if (!strcmp(argv[1], "max") && argc == 7)
