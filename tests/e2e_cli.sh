@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/slodrill-cli.XXXXXX")
 trap 'rm -rf "$tmp"' EXIT
 
-for c in run gate report router fake; do
+for c in run gate report router fake fault promote slo drill alerts lint cache; do
   out=$("${SLODRILL_CMD[@]}" $c --help 2>&1); rc=$?
   check "slodrill $c --help exits 0 and shows usage" [ "$rc" -eq 0 -a -n "$(echo "$out" | grep "usage: slodrill $c")" ]
 done
