@@ -7,6 +7,7 @@
 #define SLODRILL_LOOPTHREAD_H
 
 #include <pthread.h>
+#include <stddef.h>
 #include "common/compiler.h"
 
 struct event_base;
@@ -22,5 +23,13 @@ struct loopthread {
 int loopthread_start(struct loopthread *lt) WUR;
 /* Ends the loop and joins the thread; does nothing when not running. */
 void loopthread_stop(struct loopthread *lt);
+
+/* Puts the calling thread (only it: threads it starts later inherit, ones
+ * started before do not) in the SCHED_FIFO real-time class at a low
+ * priority, so a timer it sleeps on wakes it at once even while other
+ * threads keep every CPU busy. Linux throttles real-time threads to 95% of a
+ * CPU, so a runaway loop cannot take the machine. Needs CAP_SYS_NICE or an
+ * RLIMIT_RTPRIO; 0, or -1 with why in err. */
+int thread_realtime(char *err, size_t errlen) WUR;
 
 #endif

@@ -52,7 +52,7 @@ static const char usage_main[] =
     "environment: NO_COLOR disables colour; SLODRILL_LOG=error|warn|info|debug.\n";
 
 static const char usage_run[] =
-    "usage: slodrill run SCENARIO [--out DIR] [--seed N] [--quiet]\n"
+    "usage: slodrill run SCENARIO [--out DIR] [--seed N] [--realtime] [--quiet]\n"
     "\n"
     "Starts the scenario's fake providers and the built-in router (or uses its\n"
     "router target), drives the traffic, plays the fault timeline, and writes\n"
@@ -61,6 +61,10 @@ static const char usage_run[] =
     "\n"
     "  --out DIR   write into DIR (it must not hold a run already)\n"
     "  --seed N    override the scenario's seed (fake latencies, routing, arrivals)\n"
+    "  --realtime  run the load generator's thread at real-time priority (SCHED_FIFO),\n"
+    "              so requests start on time even when the fakes, the router or\n"
+    "              other programs keep every CPU busy; needs root or CAP_SYS_NICE\n"
+    "              (without it: a warning, and the run goes on at normal priority)\n"
     "  --quiet     no progress line and no check list\n"
     "\n"
     "exit codes: 0 pass, 1 a check failed, 2 bad scenario or config,\n"
@@ -164,6 +168,8 @@ int cmd_run(int argc, char **argv)
             o.seed_set = 1;
         } else if (strcmp(argv[i], "--quiet") == 0 || strcmp(argv[i], "-q") == 0) {
             o.quiet = 1;
+        } else if (strcmp(argv[i], "--realtime") == 0) {
+            o.realtime = 1;
         } else if (argv[i][0] == '-') {
             return bad_usage(usage_run, "unknown option '%s'", argv[i]);
         } else if (file == NULL) {

@@ -531,6 +531,11 @@ int runner_run(const struct scenario *s, const struct run_opts *o, struct run_re
     }
     if (rundb_event(r.db, 0, "run_start", s->name, s->target ? s->target : config) != 0)
         log_warn("runner", "could not record run_start");
+    if (o->realtime) { /* this thread only: the fakes, router and DB writer started before */
+        char why[160];
+        if (thread_realtime(why, sizeof why) != 0)
+            log_warn("runner", "--realtime: %s; the schedule runs at normal priority", why);
+    }
     event_base_dispatch(r.base);
     progress_line(&r, 1);
 

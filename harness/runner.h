@@ -25,6 +25,7 @@ struct run_opts {
     uint64_t seed;               /* used when seed_set */
     int seed_set;
     int quiet;                   /* no progress line */
+    int realtime;                /* the generator's thread asks for SCHED_FIFO (thread_realtime) */
     int progress_tty;            /* 1: redraw one line; 0: a plain line every 5 s */
     int color;                   /* ANSI colours in the final summary */
     /* NULL: the run handles SIGINT/SIGTERM itself. Otherwise the caller

@@ -218,7 +218,7 @@ echo "# cache: 10,000 lookups, every one a hit"
 # shellcheck disable=SC2046
 if cc -std=c11 -D_GNU_SOURCE -O2 -Wall -Wextra -Werror -I. -o "$tmp/bench_cache" tests/bench/bench_cache.c \
      "${BUILD:-build}/librouter.a" "${BUILD:-build}/libcommon.a" \
-     $(pkg-config --cflags --libs libcjson sqlite3 yaml-0.1 libcurl libevent) -lpthread -lm; then
+     $(pkg-config --cflags --libs libcjson sqlite3 yaml-0.1 libcurl libevent libevent_pthreads hiredis) -lpthread -lm; then
   "$tmp/bench_cache" "$tmp" >"$tmp/cache_figs" || { echo "not ok - bench_cache failed"; fails=$((fails + 1)); }
   cat "$tmp/cache_figs"
   judge "cache: lookup on a hit, median (us)" "$(fig cache_lookup_median_us "$tmp/cache_figs")" "<" 100

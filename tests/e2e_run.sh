@@ -24,9 +24,18 @@ status=$(sqlite3 "$tmp/a/run.db" "select status from runs")
 check "the run DB is sealed as complete ($status)" [ "$status" = complete ]
 
 # SIGINT half-way: reports are still written, the DB says aborted, exit 130.
-"${SLODRILL_CMD[@]}" run tests/data/short-revoked-key.yaml --out "$tmp/b" --quiet >"$tmp/b.out" 2>&1 &
+# With --realtime, the generator's thread alone runs SCHED_FIFO (ps: FF).
+"${SLODRILL_CMD[@]}" run tests/data/short-revoked-key.yaml --out "$tmp/b" --quiet --realtime >"$tmp/b.out" 2>&1 &
 pid=$!
 sleep 3
+classes=$(ps -L -o cls= -p "$pid" | sort | uniq -c | tr -s ' \n' ' ')
+if chrt -f 10 true 2>/dev/null; then # allowed here (root or CAP_SYS_NICE)
+  check "--realtime: one thread runs FF, the others TS ($classes)" \
+    bash -c '[ "$(ps -L -o cls= -p "$1" | grep -c FF)" -eq 1 ] && ps -L -o cls= -p "$1" | grep -q TS' _ "$pid"
+else
+  check "--realtime where it is not allowed: a warning, and the run goes on" \
+    grep -q -- '--realtime: cannot run at real-time priority' "$tmp/b.out"
+fi
 kill -INT "$pid"
 wait "$pid"; rc=$?
 check "SIGINT ends the run with exit 130 (got $rc)" [ "$rc" -eq 130 ]

@@ -29,10 +29,13 @@
 #include <sys/resource.h>
 #include <sys/timerfd.h>
 #include <sys/wait.h>
+#include <pthread.h>
+#include <sched.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "common/clock.h"
+#include "common/loopthread.h"
 #include "fakeproviders/fake.h"
 #include "harness/loadgen.h"
 #include "reports/rundb.h"
@@ -164,7 +167,7 @@ static int cmp_i64(const void *a, const void *b)
 
 /* Runs one load against the fake at port; returns the run DB's contents. */
 static struct run_data *drive(int port, const struct loadgen_opts *o, struct run *r,
-                              double guard_s)
+                              double guard_s, int realtime)
 {
     char url[128], path[160], err[256];
     struct prompt_set ps;
@@ -179,6 +182,9 @@ static struct run_data *drive(int port, const struct loadgen_opts *o, struct run
     snprintf(path, sizeof path, "%s/bench.db", tmpdir);
     db = rundb_create(path, "bench", "{}", clock_wall_us(), err, sizeof err);
     if (!db) fail_msg("rundb_create: %s", err);
+    /* as `slodrill run --realtime`: this thread only, after the DB writer
+     * started (the fake is a child process of its own) */
+    if (realtime && thread_realtime(err, sizeof err) != 0) fail_msg("%s", err);
     lo.url = url;
     lo.model = "bench-model";
     lo.api_key = "sk-bench";
@@ -200,6 +206,11 @@ static struct run_data *drive(int port, const struct loadgen_opts *o, struct run
     event_free(sample);
     event_free(guard);
     event_base_free(r->base);
+    if (realtime) { /* back to normal: later children must not inherit it */
+        struct sched_param sp;
+        memset(&sp, 0, sizeof sp);
+        assert_int_equal(pthread_setschedparam(pthread_self(), SCHED_OTHER, &sp), 0);
+    }
     assert_int_equal(rundb_finish(db, "complete", 0), 0);
     prompt_set_free(&ps);
     d = rundb_load(path, err, sizeof err);
@@ -245,8 +256,9 @@ static double wake_floor_p99_ms(double rate, double secs)
     return p99;
 }
 
-/* Open loop at a high rate against answers that come at once. */
-static void test_rate(void **state)
+/* Open loop at a high rate against answers that come at once; realtime as
+ * `slodrill run --realtime`. */
+static void rate_run(int realtime)
 {
     double rate = full ? 5000 : 1000, secs = full ? 10 : 2, bound_ms = 1.0;
     struct loadgen_opts o;
@@ -258,7 +270,6 @@ static void test_rate(void **state)
     int port;
     pid_t pid;
 
-    (void)state;
     pid = fake_start(0, &port);
     memset(&o, 0, sizeof o);
     o.rate = rate;
@@ -266,7 +277,7 @@ static void test_rate(void **state)
     o.stream = 0;
     o.max_inflight = 20000;
     o.timeout_s = 10;
-    d = drive(port, &o, &r, secs + 30);
+    d = drive(port, &o, &r, secs + 30, realtime);
     fake_stop(pid);
     gap = malloc(d->nreq * sizeof *gap);
     assert_non_null(gap);
@@ -301,10 +312,10 @@ static void test_rate(void **state)
     max = n ? gap[n - 1] / 1e3 : NAN;
     printf("bench: machine floor: a bare timerfd sleeper at %.0f/s wakes with p99 %.3f ms late\n",
            rate, wake_floor_p99_ms(rate, 2));
-    printf("bench: rate %.0f req/s for %.0f s: %zu requests, %zu ok, %zu late (> 1 ms), "
+    printf("bench: rate %.0f req/s for %.0f s, %s: %zu requests, %zu ok, %zu late (> 1 ms), "
            "%zu dropped, %llu connections; start gap p50 %.3f ms, p99 %.3f ms, p99.9 %.3f ms, max %.3f ms "
            "(target p99 < %.1f ms%s)\n",
-           rate, secs, d->nreq, ok, late, dropped, (unsigned long long)r.final.connects, p50, p99, p999, max, bound_ms,
+           rate, secs, realtime ? "--realtime" : "normal priority", d->nreq, ok, late, dropped, (unsigned long long)r.final.connects, p50, p99, p999, max, bound_ms,
            !full || slow_machine ? ", not judged in this mode" : "");
     fflush(stdout);
     assert_int_equal(d->nreq, (size_t)(rate * secs));
@@ -312,9 +323,31 @@ static void test_rate(void **state)
         assert_true(ok * 100 >= d->nreq * 99);
         assert_int_equal(dropped, 0);
     }
-    if (full && !slow_machine) assert_true(p99 < bound_ms); /* timing is judged by bench.sh only */
+    /* timing is judged by bench.sh only, and on the --realtime run: at
+     * normal priority the fake's threads take the generator's CPU at times
+     * on a 2-CPU machine (docs/performance.md) */
+    if (full && !slow_machine && realtime) assert_true(p99 < bound_ms);
     free(gap);
     rundb_data_free(d);
+}
+
+static void test_rate(void **state)
+{
+    char why[160];
+
+    (void)state;
+    rate_run(0);
+    if (!full) return;
+    if (thread_realtime(why, sizeof why) != 0) { /* the bench needs it: say so */
+        printf("bench: rate --realtime: %s\n", why);
+        fail_msg("%s", why);
+    }
+    {
+        struct sched_param sp;
+        memset(&sp, 0, sizeof sp);
+        assert_int_equal(pthread_setschedparam(pthread_self(), SCHED_OTHER, &sp), 0);
+    }
+    rate_run(1);
 }
 
 /* Streams whose first token takes seconds: many at once. */
@@ -338,7 +371,7 @@ static void test_concurrent_streams(void **state)
     o.stream = 1;
     o.max_inflight = 30000;
     o.timeout_s = 30;
-    d = drive(port, &o, &r, secs + ttft_ms / 1000 + 60);
+    d = drive(port, &o, &r, secs + ttft_ms / 1000 + 60, 0);
     fake_stop(pid);
     for (i = 0; i < d->nreq; i++) ok += d->req[i].outcome == OUTCOME_OK;
     getrusage(RUSAGE_SELF, &ru);
