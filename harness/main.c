@@ -402,7 +402,14 @@ int cmd_router(int argc, char **argv)
         fprintf(stderr, "%s\n", err);
         goto out;
     }
-    base = event_base_new();
+    {
+        /* epoll changes gathered per loop turn: a socket whose interest
+         * flips and flips back within one turn costs no epoll_ctl */
+        struct event_config *ec = event_config_new();
+        if (ec) event_config_set_flag(ec, EVENT_BASE_FLAG_EPOLL_USE_CHANGELIST);
+        base = ec ? event_base_new_with_config(ec) : NULL;
+        if (ec) event_config_free(ec);
+    }
     if (base == NULL) goto out;
     p = proxy_new(base, cfg, &po, err, sizeof err);
     if (p == NULL) {

@@ -633,7 +633,10 @@ enum guard_verdict guard_admit(struct guard *g, struct evhttp_request *req, cons
     guard_tag(gr->tenant, sizeof gr->tenant, tenant);
     guard_tag(gr->user, sizeof gr->user, user);
     guard_tag(gr->feature, sizeof gr->feature, feature);
-    if (!g || !(w = calloc(1, sizeof *w)))
+    /* no budgets and no cache: nothing to decide (no wait record, no clock) */
+    if (!g || (!g->bcfg && !g->cache && !shared_has_cache(g->sh)))
+        return GUARD_PROCEED;
+    if (!(w = calloc(1, sizeof *w)))
         goto out;
     w->g = g;
     w->gr = gr;
