@@ -165,6 +165,7 @@ struct proxy {
     struct event *cool_timer;
     int port;
     int bypass;
+    int env_proxy; /* a proxy variable is set: curl reads them per transfer */
     proxy_event_fn on_event;
     void *event_arg;
     uint64_t seed, counter;
@@ -588,13 +589,14 @@ static CURL *px_easy_get(struct proxy *p)
     return p->n_easy_pool > 0 ? p->easy_pool[--p->n_easy_pool] : curl_easy_init();
 }
 
-/* Takes back a handle no longer in the multi. */
+/* Takes back a handle no longer in the multi. Not reset: px_attempt_start
+ * sets every option an attempt uses, each time, and curl_easy_reset would
+ * free and rebuild the handle's defaults for nothing. */
 static void px_easy_put(struct proxy *p, CURL *easy)
 {
     if (!easy)
         return;
     if (p->n_easy_pool < PX_EASY_POOL) {
-        curl_easy_reset(easy);
         p->easy_pool[p->n_easy_pool++] = easy;
     } else {
         curl_easy_cleanup(easy);
@@ -1770,6 +1772,9 @@ static int px_attempt_start(struct preq *rq)
     curl_easy_setopt(a->easy, CURLOPT_CONNECTTIMEOUT_MS,
                      (long)(timeout_ms < PX_CONNECT_TIMEOUT_MS ? timeout_ms : PX_CONNECT_TIMEOUT_MS));
     curl_easy_setopt(a->easy, CURLOPT_PROTOCOLS_STR, "http,https");
+    /* No proxy variable at start: say so, or curl looks them up again for
+     * every transfer. */
+    curl_easy_setopt(a->easy, CURLOPT_PROXY, p->env_proxy ? NULL : "");
     /* libcurl's receive buffer is per transfer (16 KiB by default): with
      * 10,000 streams open that is 160 MB. Stream events are small, so
      * streams get a small one; plain answers keep the default. */
@@ -2474,6 +2479,14 @@ struct proxy *proxy_new(struct event_base *base, const struct router_config *cfg
     p->on_event = opts ? opts->on_event : NULL;
     p->event_arg = opts ? opts->event_arg : NULL;
     p->bypass = bypass && (!strcasecmp(bypass, "true") || !strcmp(bypass, "1"));
+    {
+        static const char *const vars[] = {"http_proxy", "https_proxy", "HTTPS_PROXY",
+                                           "all_proxy", "ALL_PROXY"};
+        size_t k;
+        for (k = 0; k < sizeof vars / sizeof vars[0]; k++)
+            if (getenv(vars[k]) && getenv(vars[k])[0])
+                p->env_proxy = 1;
+    }
     p->backlog_high = PX_BACKLOG_HIGH;
     p->backlog_low = PX_BACKLOG_LOW;
     p->by_dep = calloc(cfg->ndep ? cfg->ndep : 1, sizeof *p->by_dep);
