@@ -5,7 +5,15 @@
  * headers; streams of `event:` + `data:` pairs in the documented order
  * (message_start, content_block_start, ping, content_block_delta x N,
  * content_block_stop, message_delta with cumulative usage, message_stop), the
- * JSON padded with spaces before its closing brace as the real API does. */
+ * JSON padded with spaces before its closing brace as the real API does.
+ *
+ * Tool use (Anthropic's "Tool use" docs): a request with tools whose last
+ * message is not a tool_result is answered by calling a tool (tool_choice's,
+ * else the first) with {"query": <the last message's text, cut>}, or {} when
+ * its schema has no properties; stop_reason tool_use. Streamed, the block is
+ * content_block_start tool_use, then input_json_delta events (one per token
+ * the answer has) whose partial_json joins to the input. After a tool_result
+ * the answer is text, as without tools. */
 #include "fakeproviders/fake_int.h"
 
 #include <math.h>
@@ -20,6 +28,113 @@
 #define ANT_RPM_LIMIT 4000
 #define ANT_ITPM_LIMIT 2000000
 #define ANT_OTPM_LIMIT 400000
+#define ANT_TOOL_NAME_MAX 64  /* the API's limit on a tool name */
+#define ANT_TOOL_QUERY_MAX 48 /* bytes of the user's words a tool call's input carries */
+
+/* The first position at or after pos that starts a UTF-8 character: a cut
+ * there leaves every piece valid UTF-8. */
+static size_t utf8_start(const char *s, size_t len, size_t pos)
+{
+    while (pos < len && ((unsigned char)s[pos] & 0xC0) == 0x80) pos++;
+    return pos;
+}
+
+/* The text of a message: its string content, or its first text block. */
+static const char *last_text(const cJSON *m)
+{
+    const cJSON *c = cJSON_GetObjectItemCaseSensitive(m, "content"), *b, *t;
+    if (cJSON_IsString(c)) return c->valuestring;
+    cJSON_ArrayForEach(b, c)
+    {
+        t = cJSON_GetObjectItemCaseSensitive(b, "text");
+        if (cJSON_IsString(t)) return t->valuestring;
+    }
+    return "";
+}
+
+/* Whether the answer calls a tool, and which with what (r->tool_*): tools
+ * given, tool_choice not none, and the last message not a tool result (the
+ * model asked and now has what it needed: it speaks). 0, or 1 with *e
+ * filled for a request the API would refuse. */
+static int ant_tool_plan(struct fake_req *r, const cJSON *body, const cJSON *msgs,
+                         struct fake_errinfo *e)
+{
+    const cJSON *tools = cJSON_GetObjectItemCaseSensitive(body, "tools");
+    const cJSON *choice = cJSON_GetObjectItemCaseSensitive(body, "tool_choice");
+    const cJSON *ct = cJSON_GetObjectItemCaseSensitive(choice, "type");
+    const cJSON *last = cJSON_GetArrayItem(msgs, cJSON_GetArraySize(msgs) - 1);
+    const cJSON *tool, *b, *t, *name = NULL, *props;
+    struct buf in;
+    char q[ANT_TOOL_QUERY_MAX + 1];
+    const char *text;
+    size_t n;
+    int rc = 0;
+
+    if (!cJSON_IsArray(tools) || cJSON_GetArraySize(tools) == 0) return 0;
+    if (cJSON_IsString(ct) && strcmp(ct->valuestring, "none") == 0) return 0;
+    cJSON_ArrayForEach(b, cJSON_GetObjectItemCaseSensitive(last, "content"))
+    {
+        t = cJSON_GetObjectItemCaseSensitive(b, "type");
+        if (cJSON_IsString(t) && strcmp(t->valuestring, "tool_result") == 0) return 0;
+    }
+    tool = cJSON_GetArrayItem(tools, 0);
+    if (cJSON_IsString(ct) && strcmp(ct->valuestring, "tool") == 0) {
+        const cJSON *want = cJSON_GetObjectItemCaseSensitive(choice, "name");
+        cJSON_ArrayForEach(tool, tools)
+        {
+            name = cJSON_GetObjectItemCaseSensitive(tool, "name");
+            if (cJSON_IsString(want) && cJSON_IsString(name) &&
+                strcmp(want->valuestring, name->valuestring) == 0)
+                break;
+        }
+        if (tool == NULL) {
+            e->kind = FAKE_ERR_HTTP;
+            e->status = 400;
+            e->message = "tool_choice.name: the named tool is not in tools";
+            return 1;
+        }
+    }
+    name = cJSON_GetObjectItemCaseSensitive(tool, "name");
+    if (!cJSON_IsString(name)) {
+        e->kind = FAKE_ERR_MISSING;
+        e->field = "tools.0.name";
+        return 1;
+    }
+    if (strlen(name->valuestring) > ANT_TOOL_NAME_MAX) {
+        e->kind = FAKE_ERR_HTTP;
+        e->status = 400;
+        e->message = "tools.0.name: String should have at most 64 characters";
+        return 1;
+    }
+    snprintf(r->tool_name, sizeof r->tool_name, "%s", name->valuestring);
+    props = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(tool, "input_schema"),
+                                             "properties");
+    buf_init(&in, sizeof r->tool_input - 1);
+    if (cJSON_IsObject(props) && props->child != NULL) {
+        text = last_text(last);
+        n = strlen(text);
+        if (n > ANT_TOOL_QUERY_MAX) {
+            n = ANT_TOOL_QUERY_MAX;
+            while (n > 0 && ((unsigned char)text[n] & 0xC0) == 0x80) n--; /* whole characters */
+        }
+        memcpy(q, text, n);
+        q[n] = '\0';
+        rc |= buf_puts(&in, "{\"query\":");
+        rc |= fake_json_str(&in, q);
+        rc |= buf_puts(&in, "}");
+    } else {
+        rc |= buf_puts(&in, "{}");
+    }
+    if (rc == 0) {
+        snprintf(r->tool_input, sizeof r->tool_input, "%s", in.data);
+        r->tool_use = 1;
+    } else {
+        e->kind = FAKE_ERR_HTTP; /* cannot happen: 48 bytes escape to at most 288 */
+        e->status = 500;
+    }
+    buf_cleanup(&in);
+    return rc ? 1 : 0;
+}
 
 static int ant_parse(struct fake_req *r, const cJSON *body, struct fake_errinfo *e)
 {
@@ -67,6 +182,7 @@ static int ant_parse(struct fake_req *r, const cJSON *body, struct fake_errinfo 
         e->message = "A maximum of 4 blocks with cache_control may be provided.";
         return 1;
     }
+    if (ant_tool_plan(r, body, msgs, e) != 0) return 1;
     r->stream = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(body, "stream"));
     r->include_usage = 1;
     return 0;
@@ -240,9 +356,22 @@ out:
     return rc;
 }
 
+/* A tool call's input is always whole (the answer's length only decides
+ * how many pieces it streams in), so a tool call ends with tool_use. */
 static const char *stop_reason(const struct fake_req *r)
 {
-    return r->capped ? "max_tokens" : "end_turn";
+    return r->tool_use ? "tool_use" : r->capped ? "max_tokens" : "end_turn";
+}
+
+/* "id":"toolu_...","name":... of the tool call: the id takes the message
+ * id's random part, unique per request. */
+static int tool_head(struct fake_req *r, struct buf *out)
+{
+    const char *rnd = strrchr(r->id, '_');
+    int rc = 0;
+    rc |= buf_printf(out, "\"id\":\"toolu_%s\",\"name\":", rnd ? rnd + 1 : r->id);
+    rc |= fake_json_str(out, r->tool_name);
+    return rc ? -1 : 0;
 }
 
 static int ant_body(struct fake_req *r, const char *text, struct buf *out)
@@ -252,8 +381,14 @@ static int ant_body(struct fake_req *r, const char *text, struct buf *out)
     rc |= fake_json_str(out, r->id);
     rc |= buf_puts(out, ",\"type\":\"message\",\"role\":\"assistant\",\"model\":");
     rc |= fake_json_str(out, fake_model(r->f));
-    rc |= buf_puts(out, ",\"content\":[{\"type\":\"text\",\"text\":");
-    rc |= fake_json_str(out, text);
+    if (r->tool_use) {
+        rc |= buf_puts(out, ",\"content\":[{\"type\":\"tool_use\",");
+        rc |= tool_head(r, out);
+        rc |= buf_printf(out, ",\"input\":%s", r->tool_input);
+    } else {
+        rc |= buf_puts(out, ",\"content\":[{\"type\":\"text\",\"text\":");
+        rc |= fake_json_str(out, text);
+    }
     rc |= buf_printf(out,
                      "}],\"stop_reason\":\"%s\",\"stop_sequence\":null,\"usage\":{"
                      "\"input_tokens\":%d,\"cache_creation_input_tokens\":%d,"
@@ -304,8 +439,16 @@ static int ant_pre(struct fake_req *r, int i, struct buf *out)
         rc |= pad_close(r, out);
         break;
     case 1:
-        rc |= buf_puts(out, "event: content_block_start\ndata: {\"type\":\"content_block_start\","
-                            "\"index\":0,\"content_block\":{\"type\":\"text\",\"text\":\"\"}");
+        if (r->tool_use) {
+            rc |= buf_puts(out, "event: content_block_start\ndata: {\"type\":"
+                                "\"content_block_start\",\"index\":0,\"content_block\":{\"type\":"
+                                "\"tool_use\",");
+            rc |= tool_head(r, out);
+            rc |= buf_puts(out, ",\"input\":{}}");
+        } else {
+            rc |= buf_puts(out, "event: content_block_start\ndata: {\"type\":\"content_block_start\","
+                                "\"index\":0,\"content_block\":{\"type\":\"text\",\"text\":\"\"}");
+        }
         rc |= pad_close(r, out);
         break;
     default: rc |= buf_puts(out, "event: ping\ndata: {\"type\": \"ping\"}\n\n"); break;
@@ -313,9 +456,34 @@ static int ant_pre(struct fake_req *r, int i, struct buf *out)
     return rc ? -1 : 0;
 }
 
+/* Piece k (r->sent_tokens) of out_tokens of the tool input: cut at whole
+ * characters, the pieces join to the input. */
+static int tool_piece(struct fake_req *r, struct buf *out)
+{
+    const char *in = r->tool_input;
+    size_t len = strlen(in), n = r->out_tokens > 0 ? (size_t)r->out_tokens : 1;
+    size_t k = (size_t)r->sent_tokens, a, b;
+    char piece[sizeof r->tool_input];
+
+    a = k >= n ? len : utf8_start(in, len, k * len / n);
+    b = k + 1 >= n ? len : utf8_start(in, len, (k + 1) * len / n);
+    memcpy(piece, in + a, b - a);
+    piece[b - a] = '\0';
+    return fake_json_str(out, piece);
+}
+
 static int ant_token(struct fake_req *r, const char *text, struct buf *out)
 {
     int rc = 0;
+    if (r->tool_use) {
+        rc |= buf_puts(out, "event: content_block_delta\ndata: {\"type\":\"content_block_delta\","
+                            "\"index\":0,\"delta\":{\"type\":\"input_json_delta\","
+                            "\"partial_json\":");
+        rc |= tool_piece(r, out);
+        rc |= buf_puts(out, "}");
+        rc |= pad_close(r, out);
+        return rc ? -1 : 0;
+    }
     rc |= buf_puts(out, "event: content_block_delta\ndata: {\"type\":\"content_block_delta\","
                         "\"index\":0,\"delta\":{\"type\":\"text_delta\",\"text\":");
     rc |= fake_json_str(out, text);

@@ -90,6 +90,10 @@ struct fake_req {
     int cache_marks, cache_marks_seen;
     struct fake_cache_mark cache_mark[FAKE_CACHE_MARKS];
     char req_model[128];    /* the model the caller named */
+    /* Anthropic tool use (fake_anthropic.c): the answer is a tool_use block */
+    int tool_use;
+    char tool_name[72];     /* the API allows 64 bytes */
+    char tool_input[512];   /* the input, as JSON text */
 
     /* generated answer */
     struct fake_rng rng_text, rng_time, rng_misc;

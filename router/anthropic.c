@@ -6,6 +6,11 @@
  * configured, the marked system prompt or message becomes one text block
  * with cache_control, up to the API's 4); answers, errors and stream
  * events come back as the OpenAI objects a Chat Completions client expects.
+ * Tool calls and images ride as content blocks (Anthropic's "Tool use" and
+ * "Vision" docs): a message with a tool_use, tool_result or image block has
+ * an array of blocks, every other message keeps the string form; tool
+ * results and the user message after them share one user turn, as the API
+ * wants every result of a turn at the start of the next user message.
  * Wire facts: /work/shared/reference/providers.md and Anthropic's Messages
  * API docs ("Streaming Messages": message_start, content_block_start,
  * content_block_delta, content_block_stop, message_delta with cumulative
@@ -21,12 +26,14 @@
 #include "common/yamlx.h"
 
 #define ANT_MAX_TEXT (8u << 20) /* one message's flattened text */
+#define ANT_MAX_MEDIA 64         /* a data: URL's media type, e.g. image/png */
 
 struct anthropic_stream {
     char id[128];
     char model[128];
     int64_t created;
     struct anthropic_usage u;
+    int ntools; /* tool_use blocks started: the next one's OpenAI index */
 };
 
 char *anthropic_url(const char *api_base)
@@ -223,15 +230,26 @@ static int ant_mark(const struct anthropic_opts *o, long i, long n, enum anthrop
     return mark;
 }
 
+/* {"type":"ephemeral"[,"ttl":"1h"]} for mark 1 or 2. NULL when out of memory. */
+static cJSON *ant_cache_control(int mark)
+{
+    cJSON *cc = cJSON_CreateObject();
+    if (!cc || !cJSON_AddStringToObject(cc, "type", "ephemeral") ||
+        (mark == 2 && !cJSON_AddStringToObject(cc, "ttl", "1h"))) {
+        cJSON_Delete(cc);
+        return NULL;
+    }
+    return cc;
+}
+
 /* [{"type":"text","text":text,"cache_control":{"type":"ephemeral"[,"ttl":"1h"]}}] */
 static cJSON *ant_cached_text(const char *text, int mark)
 {
-    cJSON *arr = cJSON_CreateArray(), *b = cJSON_CreateObject(), *cc = cJSON_CreateObject();
+    cJSON *arr = cJSON_CreateArray(), *b = cJSON_CreateObject(), *cc = ant_cache_control(mark);
     cJSON *ret = NULL;
 
-    if (!arr || !b || !cc || !cJSON_AddStringToObject(cc, "type", "ephemeral") ||
-        (mark == 2 && !cJSON_AddStringToObject(cc, "ttl", "1h")) ||
-        !cJSON_AddStringToObject(b, "type", "text") || !cJSON_AddStringToObject(b, "text", text))
+    if (!arr || !b || !cc || !cJSON_AddStringToObject(b, "type", "text") ||
+        !cJSON_AddStringToObject(b, "text", text))
         goto out;
     cJSON_AddItemToObject(b, "cache_control", cc);
     cc = NULL;
@@ -272,13 +290,313 @@ static void ant_marks_fit(int *sys_mark, int *mark, size_t n)
     }
 }
 
+/* ---- tools and images on the way out ---- */
+
+/* Appends {"type":"text","text":s} to blocks. The block, or NULL (out of memory). */
+static cJSON *ant_add_text(cJSON *blocks, const char *s)
+{
+    cJSON *b = cJSON_CreateObject();
+    if (!b || !cJSON_AddStringToObject(b, "type", "text") ||
+        !cJSON_AddStringToObject(b, "text", s)) {
+        cJSON_Delete(b);
+        return NULL;
+    }
+    cJSON_AddItemToArray(blocks, b);
+    return b;
+}
+
+/* Appends an image block for an image_url part of message i: a base64
+ * data: URL (RFC 2397) as a base64 source, an http(s) URL as a url source;
+ * any other URL has no place in the API. 0, or -1 with err. */
+static int ant_add_image(cJSON *blocks, const cJSON *part, long i, char *err, size_t errlen)
+{
+    const cJSON *u = cJSON_GetObjectItemCaseSensitive(part, "image_url");
+    const char *url, *comma, *semi;
+    cJSON *b = NULL, *src;
+    char media[ANT_MAX_MEDIA];
+    int rc = -1;
+
+    if (cJSON_IsObject(u))
+        u = cJSON_GetObjectItemCaseSensitive(u, "url");
+    if (!cJSON_IsString(u)) {
+        snprintf(err, errlen, "messages[%ld]: an image_url part needs image_url.url", i);
+        goto out;
+    }
+    url = u->valuestring;
+    if (!(b = cJSON_CreateObject()) || !cJSON_AddStringToObject(b, "type", "image") ||
+        !(src = cJSON_AddObjectToObject(b, "source")))
+        goto oom;
+    if (!strncmp(url, "data:", 5)) {
+        comma = strchr(url + 5, ',');
+        semi = strchr(url + 5, ';');
+        if (!comma || comma - (url + 5) < 7 || memcmp(comma - 7, ";base64", 7) || !comma[1] ||
+            semi == url + 5) {
+            snprintf(err, errlen,
+                     "messages[%ld]: an image data: URL must be data:<media type>;base64,<data>",
+                     i);
+            goto out;
+        }
+        if (semi - (url + 5) >= (long)sizeof media) {
+            snprintf(err, errlen, "messages[%ld]: an image's media type is longer than %d bytes",
+                     i, ANT_MAX_MEDIA - 1);
+            goto out;
+        }
+        snprintf(media, sizeof media, "%.*s", (int)(semi - (url + 5)), url + 5);
+        if (!cJSON_AddStringToObject(src, "type", "base64") ||
+            !cJSON_AddStringToObject(src, "media_type", media) ||
+            !cJSON_AddStringToObject(src, "data", comma + 1))
+            goto oom;
+    } else if (!strncmp(url, "https://", 8) || !strncmp(url, "http://", 7)) {
+        if (!cJSON_AddStringToObject(src, "type", "url") ||
+            !cJSON_AddStringToObject(src, "url", url))
+            goto oom;
+    } else {
+        snprintf(err, errlen,
+                 "messages[%ld]: an image URL must be http(s) or a base64 data: URL (got '%.32s')",
+                 i, url);
+        goto out;
+    }
+    cJSON_AddItemToArray(blocks, b);
+    b = NULL;
+    rc = 0;
+    goto out;
+oom:
+    snprintf(err, errlen, "out of memory");
+out:
+    cJSON_Delete(b);
+    return rc;
+}
+
+/* Whether a user content value has an image part: it then goes as blocks. */
+static int ant_has_image(const cJSON *content)
+{
+    const cJSON *part, *t;
+    if (!cJSON_IsArray(content))
+        return 0;
+    cJSON_ArrayForEach(part, content)
+    {
+        t = cJSON_GetObjectItemCaseSensitive(part, "type");
+        if (cJSON_IsString(t) && !strcmp(t->valuestring, "image_url"))
+            return 1;
+    }
+    return 0;
+}
+
+/* A user content array as blocks, in order: text parts as text blocks
+ * (empty ones dropped: the API rejects them), image_url parts as image
+ * blocks; other parts (audio, files) have no equivalent here and are
+ * dropped, as ant_flatten drops them. 0, or -1 with err. */
+static int ant_add_parts(cJSON *blocks, const cJSON *content, long i, char *err, size_t errlen)
+{
+    const cJSON *part, *t, *x;
+    cJSON_ArrayForEach(part, content)
+    {
+        t = cJSON_GetObjectItemCaseSensitive(part, "type");
+        x = cJSON_IsString(part) ? part : cJSON_GetObjectItemCaseSensitive(part, "text");
+        if (cJSON_IsString(t) && !strcmp(t->valuestring, "image_url")) {
+            if (ant_add_image(blocks, part, i, err, errlen) != 0)
+                return -1;
+        } else if (cJSON_IsString(x) && x->valuestring[0]) {
+            if (strlen(x->valuestring) > ANT_MAX_TEXT) {
+                snprintf(err, errlen, "a message is longer than %u bytes", ANT_MAX_TEXT);
+                return -1;
+            }
+            if (!ant_add_text(blocks, x->valuestring)) {
+                snprintf(err, errlen, "out of memory");
+                return -1;
+            }
+        }
+    }
+    return 0;
+}
+
+/* Appends a tool_use block for one call of message i: id, and fn's name and
+ * arguments. arguments is JSON text and input a JSON object, so it must
+ * parse as one (empty or absent: {}); anything else is the client's error,
+ * not something to guess at. 0, or -1 with err. */
+static int ant_add_tool_use(cJSON *blocks, const char *id, const cJSON *fn, long i, char *err,
+                            size_t errlen)
+{
+    const cJSON *name = cJSON_GetObjectItemCaseSensitive(fn, "name");
+    const cJSON *args = cJSON_GetObjectItemCaseSensitive(fn, "arguments");
+    cJSON *b = NULL, *input = NULL;
+    int rc = -1;
+
+    if (!id || !id[0]) {
+        snprintf(err, errlen, "messages[%ld]: a tool call needs an id", i);
+        goto out;
+    }
+    if (!cJSON_IsString(name) || !name->valuestring[0]) {
+        snprintf(err, errlen, "messages[%ld]: tool call %s needs function.name", i, id);
+        goto out;
+    }
+    if (cJSON_IsString(args) && args->valuestring[0]) {
+        input = cJSON_Parse(args->valuestring);
+        if (!cJSON_IsObject(input)) {
+            snprintf(err, errlen,
+                     "messages[%ld]: the arguments of tool call %s are not a JSON object: '%.40s'",
+                     i, id, args->valuestring);
+            goto out;
+        }
+    } else if (cJSON_IsObject(args)) {
+        input = cJSON_Duplicate(args, 1); /* lenient clients send the object itself */
+    } else {
+        input = cJSON_CreateObject();
+    }
+    if (!input || !(b = cJSON_CreateObject()) || !cJSON_AddStringToObject(b, "type", "tool_use") ||
+        !cJSON_AddStringToObject(b, "id", id) ||
+        !cJSON_AddStringToObject(b, "name", name->valuestring)) {
+        snprintf(err, errlen, "out of memory");
+        goto out;
+    }
+    cJSON_AddItemToObject(b, "input", input);
+    input = NULL;
+    cJSON_AddItemToArray(blocks, b);
+    b = NULL;
+    rc = 0;
+out:
+    cJSON_Delete(input);
+    cJSON_Delete(b);
+    return rc;
+}
+
+/* Appends {"type":"tool_result","tool_use_id":id,"content":"<text>"}; the
+ * content is left out when the result has no text (the API refuses empty
+ * text, not an absent content). text is scratch. 0, or -1 with err. */
+static int ant_add_tool_result(cJSON *blocks, const char *id, const cJSON *content,
+                               struct buf *text, char *err, size_t errlen)
+{
+    cJSON *b = NULL;
+
+    buf_reset(text);
+    if (ant_flatten(content, text) != 0) {
+        snprintf(err, errlen, "a message is longer than %u bytes", ANT_MAX_TEXT);
+        return -1;
+    }
+    if (!(b = cJSON_CreateObject()) || !cJSON_AddStringToObject(b, "type", "tool_result") ||
+        !cJSON_AddStringToObject(b, "tool_use_id", id) ||
+        (text->len && !cJSON_AddStringToObject(b, "content", text->data))) {
+        cJSON_Delete(b);
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    cJSON_AddItemToArray(blocks, b);
+    return 0;
+}
+
+/* tools (or the legacy functions) and tool_choice (or function_call,
+ * parallel_tool_calls) into out. Without tools nothing is sent: the API
+ * refuses a tool_choice without tools. 0, or -1 with err. */
+static int ant_tools(cJSON *out, const cJSON *openai, char *err, size_t errlen)
+{
+    const cJSON *tools = cJSON_GetObjectItemCaseSensitive(openai, "tools");
+    const cJSON *t, *fn, *x, *choice, *par;
+    cJSON *arr, *o, *tc = NULL;
+    int legacy = 0, k = 0, rc = -1;
+
+    if (!cJSON_IsArray(tools) || !cJSON_GetArraySize(tools)) {
+        tools = cJSON_GetObjectItemCaseSensitive(openai, "functions");
+        legacy = 1;
+    }
+    if (!cJSON_IsArray(tools) || !cJSON_GetArraySize(tools))
+        return 0;
+    if (!(arr = cJSON_AddArrayToObject(out, "tools")))
+        goto oom;
+    cJSON_ArrayForEach(t, tools)
+    {
+        fn = legacy ? t : cJSON_GetObjectItemCaseSensitive(t, "function");
+        x = cJSON_GetObjectItemCaseSensitive(t, "type");
+        if (!legacy && cJSON_IsString(x) && strcmp(x->valuestring, "function")) {
+            snprintf(err, errlen, "tools[%d]: only function tools can go to Anthropic (got '%.32s')",
+                     k, x->valuestring);
+            goto out;
+        }
+        x = cJSON_GetObjectItemCaseSensitive(fn, "name");
+        if (!cJSON_IsString(x) || !x->valuestring[0]) {
+            snprintf(err, errlen, "%s[%d]: a tool needs %sname", legacy ? "functions" : "tools", k,
+                     legacy ? "" : "function.");
+            goto out;
+        }
+        if (!(o = cJSON_CreateObject()))
+            goto oom;
+        cJSON_AddItemToArray(arr, o);
+        if (!cJSON_AddStringToObject(o, "name", x->valuestring))
+            goto oom;
+        x = cJSON_GetObjectItemCaseSensitive(fn, "description");
+        if (cJSON_IsString(x) && !cJSON_AddStringToObject(o, "description", x->valuestring))
+            goto oom;
+        /* input_schema is required there; a function without parameters takes none */
+        x = cJSON_GetObjectItemCaseSensitive(fn, "parameters");
+        if (cJSON_IsObject(x)) {
+            cJSON *schema = cJSON_Duplicate(x, 1);
+            if (!schema)
+                goto oom;
+            cJSON_AddItemToObject(o, "input_schema", schema);
+        } else {
+            cJSON *schema = cJSON_AddObjectToObject(o, "input_schema");
+            if (!schema || !cJSON_AddStringToObject(schema, "type", "object") ||
+                !cJSON_AddObjectToObject(schema, "properties"))
+                goto oom;
+        }
+        k++;
+    }
+    choice = cJSON_GetObjectItemCaseSensitive(openai, "tool_choice");
+    if (!choice)
+        choice = cJSON_GetObjectItemCaseSensitive(openai, "function_call");
+    if (choice && !cJSON_IsNull(choice)) {
+        if (!(tc = cJSON_CreateObject()))
+            goto oom;
+        fn = cJSON_GetObjectItemCaseSensitive(choice, "function");
+        x = cJSON_GetObjectItemCaseSensitive(fn ? fn : choice, "name");
+        if (cJSON_IsString(choice) && !strcmp(choice->valuestring, "auto")) {
+            if (!cJSON_AddStringToObject(tc, "type", "auto"))
+                goto oom;
+        } else if (cJSON_IsString(choice) && !strcmp(choice->valuestring, "required")) {
+            if (!cJSON_AddStringToObject(tc, "type", "any"))
+                goto oom;
+        } else if (cJSON_IsString(choice) && !strcmp(choice->valuestring, "none")) {
+            if (!cJSON_AddStringToObject(tc, "type", "none"))
+                goto oom;
+        } else if (cJSON_IsObject(choice) && cJSON_IsString(x) && x->valuestring[0]) {
+            if (!cJSON_AddStringToObject(tc, "type", "tool") ||
+                !cJSON_AddStringToObject(tc, "name", x->valuestring))
+                goto oom;
+        } else {
+            snprintf(err, errlen, "tool_choice must be auto, required, none or "
+                                  "{\"type\":\"function\",\"function\":{\"name\":...}}");
+            goto out;
+        }
+    }
+    /* OpenAI's switch is top-level, Anthropic's sits in tool_choice (meaningless with none) */
+    par = cJSON_GetObjectItemCaseSensitive(openai, "parallel_tool_calls");
+    if (cJSON_IsFalse(par)) {
+        if (!tc && (!(tc = cJSON_CreateObject()) || !cJSON_AddStringToObject(tc, "type", "auto")))
+            goto oom;
+        x = cJSON_GetObjectItemCaseSensitive(tc, "type");
+        if (strcmp(x->valuestring, "none") && !cJSON_AddTrueToObject(tc, "disable_parallel_tool_use"))
+            goto oom;
+    }
+    if (tc) {
+        cJSON_AddItemToObject(out, "tool_choice", tc);
+        tc = NULL;
+    }
+    rc = 0;
+    goto out;
+oom:
+    snprintf(err, errlen, "out of memory");
+out:
+    cJSON_Delete(tc);
+    return rc;
+}
+
 char *anthropic_request(const cJSON *openai, const char *model, const struct anthropic_opts *opts,
                         char *err, size_t errlen)
 {
-    cJSON *out = NULL, *msgs = NULL, **am_of = NULL, *sys;
+    cJSON *out = NULL, *msgs = NULL, **am_of = NULL, **last_of = NULL, *sys, *blocks = NULL;
+    cJSON *open = NULL; /* the user turn holding tool results, while more may join it */
     const cJSON *in_msgs, *m, *v;
     struct buf system, text;
-    char *s = NULL;
+    char *s = NULL, fn_id[32] = "";
     double max_tokens = ANTHROPIC_DEFAULT_MAX_TOKENS;
     int *mark = NULL, sys_mark = 0;
     long i = 0, n;
@@ -293,7 +611,8 @@ char *anthropic_request(const cJSON *openai, const char *model, const struct ant
     }
     n = cJSON_GetArraySize(in_msgs);
     if (!(mark = calloc((size_t)n + 1, sizeof *mark)) ||
-        !(am_of = calloc((size_t)n + 1, sizeof *am_of)))
+        !(am_of = calloc((size_t)n + 1, sizeof *am_of)) ||
+        !(last_of = calloc((size_t)n + 1, sizeof *last_of)))
         goto oom;
     if (!(out = cJSON_CreateObject()) || !cJSON_AddStringToObject(out, "model", model))
         goto oom;
@@ -309,16 +628,18 @@ char *anthropic_request(const cJSON *openai, const char *model, const struct ant
     for (m = in_msgs->child; m; m = m->next, i++) {
         const cJSON *role = cJSON_GetObjectItemCaseSensitive(m, "role");
         const cJSON *content = cJSON_GetObjectItemCaseSensitive(m, "content");
+        const cJSON *calls = cJSON_GetObjectItemCaseSensitive(m, "tool_calls");
+        const cJSON *fcall = cJSON_GetObjectItemCaseSensitive(m, "function_call");
         const char *r = cJSON_IsString(role) ? role->valuestring : "user";
-        int mk = ant_mark(opts, i, n, ant_role(r), content);
-        cJSON *am;
+        int mk = ant_mark(opts, i, n, ant_role(r), content), results = 0;
+        cJSON *am, *last = NULL, *b;
 
         buf_reset(&text);
-        if (ant_flatten(content, &text) != 0)
-            goto toolong;
-        if (!text.len)
-            continue; /* Anthropic rejects empty text content */
         if (!strcmp(r, "system") || !strcmp(r, "developer")) {
+            if (ant_flatten(content, &text) != 0)
+                goto toolong;
+            if (!text.len)
+                continue; /* Anthropic rejects empty text content */
             if ((system.len && buf_puts(&system, "\n\n") != 0) ||
                 buf_append(&system, text.data, text.len) != 0)
                 goto toolong;
@@ -326,16 +647,96 @@ char *anthropic_request(const cJSON *openai, const char *model, const struct ant
                 sys_mark = mk;
             continue;
         }
-        /* tool and function results have no plain equivalent: sent as the user's words */
-        if (strcmp(r, "assistant"))
+        if (!strcmp(r, "tool") || (!strcmp(r, "function") && fn_id[0])) {
+            /* a result answers the tool_use of the same id */
+            const cJSON *tid = cJSON_GetObjectItemCaseSensitive(m, "tool_call_id");
+            const char *id = strcmp(r, "tool") ? fn_id : cJSON_IsString(tid) ? tid->valuestring : "";
+            if (!id[0]) {
+                snprintf(err, errlen, "messages[%ld]: a tool message needs tool_call_id", i);
+                goto out;
+            }
+            if (!(blocks = cJSON_CreateArray()))
+                goto oom;
+            if (ant_add_tool_result(blocks, id, content, &text, err, errlen) != 0)
+                goto out;
+            results = 1;
             r = "user";
-        if (!(am = cJSON_CreateObject()))
-            goto oom;
-        cJSON_AddItemToArray(msgs, am);
-        if (!cJSON_AddStringToObject(am, "role", r) ||
-            !cJSON_AddStringToObject(am, "content", text.data))
-            goto oom;
+        } else if (!strcmp(r, "assistant") &&
+                   ((cJSON_IsArray(calls) && cJSON_GetArraySize(calls)) || cJSON_IsObject(fcall))) {
+            /* its words first, then one tool_use per call */
+            const cJSON *c, *cid;
+            if (ant_flatten(content, &text) != 0)
+                goto toolong;
+            if (!(blocks = cJSON_CreateArray()) || (text.len && !ant_add_text(blocks, text.data)))
+                goto oom;
+            if (cJSON_IsArray(calls) && cJSON_GetArraySize(calls)) {
+                cJSON_ArrayForEach(c, calls)
+                {
+                    cid = cJSON_GetObjectItemCaseSensitive(c, "id");
+                    if (ant_add_tool_use(blocks, cJSON_IsString(cid) ? cid->valuestring : NULL,
+                                         cJSON_GetObjectItemCaseSensitive(c, "function"), i, err,
+                                         errlen) != 0)
+                        goto out;
+                }
+            } else {
+                /* legacy function_call has no id: one is made for the result that follows */
+                snprintf(fn_id, sizeof fn_id, "toolu_fn_%ld", i);
+                if (ant_add_tool_use(blocks, fn_id, fcall, i, err, errlen) != 0)
+                    goto out;
+            }
+        } else {
+            /* a function result with no call before it has nothing to answer: the user's words */
+            if (strcmp(r, "assistant"))
+                r = "user";
+            if (!strcmp(r, "user") && ant_has_image(content)) {
+                if (!(blocks = cJSON_CreateArray()))
+                    goto oom;
+                if (ant_add_parts(blocks, content, i, err, errlen) != 0)
+                    goto out;
+            } else if (ant_flatten(content, &text) != 0) {
+                goto toolong;
+            }
+        }
+        if (blocks && !cJSON_GetArraySize(blocks)) {
+            cJSON_Delete(blocks);
+            blocks = NULL;
+            continue;
+        }
+        if (!blocks && !text.len)
+            continue; /* Anthropic rejects empty text content */
+        if (open && !strcmp(r, "user")) {
+            /* more results, or the user's words after them: the same user turn */
+            cJSON *c = cJSON_GetObjectItemCaseSensitive(open, "content");
+            if (blocks) {
+                while ((b = cJSON_DetachItemFromArray(blocks, 0))) {
+                    cJSON_AddItemToArray(c, b);
+                    last = b;
+                }
+            } else if (!(last = ant_add_text(c, text.data))) {
+                goto oom;
+            }
+            am = open;
+            if (!results)
+                open = NULL; /* results go first in a turn: later ones start another */
+        } else {
+            if (!(am = cJSON_CreateObject()))
+                goto oom;
+            cJSON_AddItemToArray(msgs, am);
+            if (!cJSON_AddStringToObject(am, "role", r))
+                goto oom;
+            if (blocks) {
+                last = cJSON_GetArrayItem(blocks, cJSON_GetArraySize(blocks) - 1);
+                cJSON_AddItemToObject(am, "content", blocks);
+                blocks = NULL;
+            } else if (!cJSON_AddStringToObject(am, "content", text.data)) {
+                goto oom;
+            }
+            open = results ? am : NULL;
+        }
+        cJSON_Delete(blocks);
+        blocks = NULL;
         am_of[nout] = am;
+        last_of[nout] = last;
         mark[nout++] = mk;
     }
     if (!system.len)
@@ -343,15 +744,21 @@ char *anthropic_request(const cJSON *openai, const char *model, const struct ant
     ant_marks_fit(&sys_mark, mark, nout);
     for (j = 0; j < nout; j++) {
         const cJSON *c = cJSON_GetObjectItemCaseSensitive(am_of[j], "content");
-        cJSON *blocks;
+        cJSON *cc;
         if (!mark[j])
             continue;
+        if (last_of[j]) {
+            /* blocks: the client message's last one carries the breakpoint */
+            if (!(cc = ant_cache_control(mark[j])))
+                goto oom;
+            cJSON_AddItemToObject(last_of[j], "cache_control", cc);
+            continue;
+        }
         if (!(blocks = ant_cached_text(c->valuestring, mark[j])))
             goto oom;
-        if (!cJSON_ReplaceItemInObjectCaseSensitive(am_of[j], "content", blocks)) {
-            cJSON_Delete(blocks);
+        if (!cJSON_ReplaceItemInObjectCaseSensitive(am_of[j], "content", blocks))
             goto oom;
-        }
+        blocks = NULL;
     }
     if (system.len) {
         /* the system prompt: a string, or one text block carrying the breakpoint */
@@ -362,6 +769,8 @@ char *anthropic_request(const cJSON *openai, const char *model, const struct ant
     }
     cJSON_AddItemToObject(out, "messages", msgs);
     msgs = NULL;
+    if (ant_tools(out, openai, err, errlen) != 0)
+        goto out;
     v = cJSON_GetObjectItemCaseSensitive(openai, "temperature");
     if (cJSON_IsNumber(v)) {
         /* OpenAI allows 0..2, Anthropic 0..1 */
@@ -411,6 +820,8 @@ oom:
 out:
     free(mark);
     free(am_of);
+    free(last_of);
+    cJSON_Delete(blocks);
     cJSON_Delete(msgs);
     cJSON_Delete(out);
     buf_cleanup(&system);
@@ -472,10 +883,34 @@ static cJSON *ant_usage_json(const struct anthropic_usage *u)
     return o;
 }
 
+/* A tool_use block as an OpenAI tool call: {"id","type":"function","function":
+ * {"name","arguments"}}, arguments being input printed as compact JSON (an
+ * absent input: {}). NULL when out of memory. */
+static cJSON *ant_tool_call(const cJSON *blk)
+{
+    const cJSON *id = cJSON_GetObjectItemCaseSensitive(blk, "id");
+    const cJSON *name = cJSON_GetObjectItemCaseSensitive(blk, "name");
+    const cJSON *input = cJSON_GetObjectItemCaseSensitive(blk, "input");
+    cJSON *tc = cJSON_CreateObject(), *fn;
+    char *args = input ? cJSON_PrintUnformatted(input) : NULL;
+
+    if (!tc || (input && !args) ||
+        !cJSON_AddStringToObject(tc, "id", cJSON_IsString(id) ? id->valuestring : "") ||
+        !cJSON_AddStringToObject(tc, "type", "function") ||
+        !(fn = cJSON_AddObjectToObject(tc, "function")) ||
+        !cJSON_AddStringToObject(fn, "name", cJSON_IsString(name) ? name->valuestring : "") ||
+        !cJSON_AddStringToObject(fn, "arguments", args ? args : "{}")) {
+        cJSON_Delete(tc);
+        tc = NULL;
+    }
+    free(args);
+    return tc;
+}
+
 cJSON *anthropic_response(const char *body, size_t len, int64_t created,
                           struct anthropic_usage *u)
 {
-    cJSON *in = cJSON_ParseWithLength(body, len), *out = NULL, *ret = NULL;
+    cJSON *in = cJSON_ParseWithLength(body, len), *out = NULL, *ret = NULL, *calls = NULL;
     cJSON *choices, *choice, *msg, *usage;
     const cJSON *type, *content, *blk, *id, *model, *stop;
     struct buf text;
@@ -491,9 +926,19 @@ cJSON *anthropic_response(const char *body, size_t len, int64_t created,
     {
         const cJSON *bt = cJSON_GetObjectItemCaseSensitive(blk, "type");
         const cJSON *t = cJSON_GetObjectItemCaseSensitive(blk, "text");
-        if (cJSON_IsString(bt) && !strcmp(bt->valuestring, "text") && cJSON_IsString(t) &&
+        if (!cJSON_IsString(bt))
+            continue;
+        if (!strcmp(bt->valuestring, "text") && cJSON_IsString(t) &&
             buf_puts(&text, t->valuestring) != 0)
             goto out;
+        if (!strcmp(bt->valuestring, "tool_use")) {
+            cJSON *tc;
+            if (!calls && !(calls = cJSON_CreateArray()))
+                goto out;
+            if (!(tc = ant_tool_call(blk)))
+                goto out;
+            cJSON_AddItemToArray(calls, tc);
+        }
     }
     ant_take_usage(cJSON_GetObjectItemCaseSensitive(in, "usage"), u);
     id = cJSON_GetObjectItemCaseSensitive(in, "id");
@@ -511,8 +956,15 @@ cJSON *anthropic_response(const char *body, size_t len, int64_t created,
     if (!cJSON_AddNumberToObject(choice, "index", 0) ||
         !(msg = cJSON_AddObjectToObject(choice, "message")) ||
         !cJSON_AddStringToObject(msg, "role", "assistant") ||
-        !cJSON_AddStringToObject(msg, "content", text.data ? text.data : "") ||
-        !cJSON_AddNullToObject(msg, "refusal") || !cJSON_AddNullToObject(choice, "logprobs") ||
+        /* only tool calls: content is null, as OpenAI sends it */
+        !(text.len || !calls ? cJSON_AddStringToObject(msg, "content", text.data ? text.data : "")
+                             : cJSON_AddNullToObject(msg, "content")))
+        goto out;
+    if (calls) {
+        cJSON_AddItemToObject(msg, "tool_calls", calls);
+        calls = NULL;
+    }
+    if (!cJSON_AddNullToObject(msg, "refusal") || !cJSON_AddNullToObject(choice, "logprobs") ||
         !(finish ? cJSON_AddStringToObject(choice, "finish_reason", finish)
                  : cJSON_AddNullToObject(choice, "finish_reason")))
         goto out;
@@ -522,6 +974,7 @@ cJSON *anthropic_response(const char *body, size_t len, int64_t created,
     ret = out;
     out = NULL;
 out:
+    cJSON_Delete(calls);
     cJSON_Delete(out);
     cJSON_Delete(in);
     buf_cleanup(&text);
@@ -647,13 +1100,16 @@ static cJSON *ant_chunk(const struct anthropic_stream *s)
     return c;
 }
 
-/* A chunk with one choice: delta role/content as given, finish_reason. */
+/* A chunk with one choice: delta role/content as given, tool_calls [tc]
+ * when tc is given (taken: freed on failure too), finish_reason. */
 static cJSON *ant_delta_chunk(const struct anthropic_stream *s, const char *role,
-                              const char *content, const char *finish)
+                              const char *content, cJSON *tc, const char *finish)
 {
-    cJSON *c = ant_chunk(s), *choices, *ch, *d;
-    if (!c)
+    cJSON *c = ant_chunk(s), *choices, *ch, *d, *arr;
+    if (!c) {
+        cJSON_Delete(tc);
         return NULL;
+    }
     if (!(choices = cJSON_AddArrayToObject(c, "choices")) || !(ch = cJSON_CreateObject()))
         goto fail;
     cJSON_AddItemToArray(choices, ch);
@@ -663,14 +1119,40 @@ static cJSON *ant_delta_chunk(const struct anthropic_stream *s, const char *role
         goto fail;
     if (content && !cJSON_AddStringToObject(d, "content", content))
         goto fail;
+    if (tc) {
+        if (!(arr = cJSON_AddArrayToObject(d, "tool_calls")))
+            goto fail;
+        cJSON_AddItemToArray(arr, tc);
+        tc = NULL;
+    }
     if (!cJSON_AddNullToObject(ch, "logprobs") ||
         !(finish ? cJSON_AddStringToObject(ch, "finish_reason", finish)
                  : cJSON_AddNullToObject(ch, "finish_reason")))
         goto fail;
     return c;
 fail:
+    cJSON_Delete(tc);
     cJSON_Delete(c);
     return NULL;
+}
+
+/* One streamed tool call delta for OpenAI index k: {"index":k,"id","type":
+ * "function","function":{"name","arguments":""}} when the block starts (id
+ * and name given), {"index":k,"function":{"arguments":partial}} after.
+ * NULL when out of memory. */
+static cJSON *ant_tool_delta(int k, const char *id, const char *name, const char *partial)
+{
+    cJSON *tc = cJSON_CreateObject(), *fn;
+    if (!tc || !cJSON_AddNumberToObject(tc, "index", k) ||
+        (id && (!cJSON_AddStringToObject(tc, "id", id) ||
+                !cJSON_AddStringToObject(tc, "type", "function"))) ||
+        !(fn = cJSON_AddObjectToObject(tc, "function")) ||
+        (name && !cJSON_AddStringToObject(fn, "name", name)) ||
+        !cJSON_AddStringToObject(fn, "arguments", partial)) {
+        cJSON_Delete(tc);
+        return NULL;
+    }
+    return tc;
 }
 
 static cJSON *ant_usage_chunk(const struct anthropic_stream *s)
@@ -710,23 +1192,41 @@ int anthropic_stream_event(struct anthropic_stream *s, const char *event, const 
         if (cJSON_IsString(y))
             snprintf(s->model, sizeof s->model, "%s", y->valuestring);
         ant_take_usage(cJSON_GetObjectItemCaseSensitive(x, "usage"), &s->u);
-        out->chunk[out->n++] = ant_delta_chunk(s, "assistant", "", NULL);
+        out->chunk[out->n++] = ant_delta_chunk(s, "assistant", "", NULL, NULL);
     } else if (!strcmp(type, "content_block_start") || !strcmp(type, "content_block_delta")) {
+        cJSON *tc;
         x = cJSON_GetObjectItemCaseSensitive(
             j, !strcmp(type, "content_block_start") ? "content_block" : "delta");
         y = cJSON_GetObjectItemCaseSensitive(x, "text");
         t = cJSON_GetObjectItemCaseSensitive(x, "type");
         if (cJSON_IsString(t) && (!strcmp(t->valuestring, "text_delta") ||
                                   !strcmp(t->valuestring, "text")) &&
-            cJSON_IsString(y) && y->valuestring[0])
-            out->chunk[out->n++] = ant_delta_chunk(s, NULL, y->valuestring, NULL);
+            cJSON_IsString(y) && y->valuestring[0]) {
+            out->chunk[out->n++] = ant_delta_chunk(s, NULL, y->valuestring, NULL, NULL);
+        } else if (cJSON_IsString(t) && !strcmp(t->valuestring, "tool_use")) {
+            /* a tool call starts: OpenAI numbers them 0, 1, ... in the choice */
+            const cJSON *id = cJSON_GetObjectItemCaseSensitive(x, "id");
+            const cJSON *name = cJSON_GetObjectItemCaseSensitive(x, "name");
+            tc = ant_tool_delta(s->ntools++, cJSON_IsString(id) ? id->valuestring : "",
+                                cJSON_IsString(name) ? name->valuestring : "", "");
+            out->chunk[out->n++] = tc ? ant_delta_chunk(s, NULL, NULL, tc, NULL) : NULL;
+        } else if (cJSON_IsString(t) && !strcmp(t->valuestring, "input_json_delta") &&
+                   s->ntools > 0) {
+            /* the arguments as they come; the deltas of one block join to its input JSON.
+             * Blocks stream one at a time, so a delta belongs to the last tool started. */
+            y = cJSON_GetObjectItemCaseSensitive(x, "partial_json");
+            if (cJSON_IsString(y) && y->valuestring[0]) {
+                tc = ant_tool_delta(s->ntools - 1, NULL, NULL, y->valuestring);
+                out->chunk[out->n++] = tc ? ant_delta_chunk(s, NULL, NULL, tc, NULL) : NULL;
+            }
+        }
     } else if (!strcmp(type, "message_delta")) {
         x = cJSON_GetObjectItemCaseSensitive(j, "delta");
         y = cJSON_GetObjectItemCaseSensitive(x, "stop_reason");
         ant_take_usage(cJSON_GetObjectItemCaseSensitive(j, "usage"), &s->u);
         if (cJSON_IsString(y))
             out->chunk[out->n++] =
-                ant_delta_chunk(s, NULL, NULL, anthropic_finish_reason(y->valuestring));
+                ant_delta_chunk(s, NULL, NULL, NULL, anthropic_finish_reason(y->valuestring));
     } else if (!strcmp(type, "message_stop")) {
         out->chunk[out->n++] = ant_usage_chunk(s);
         out->done = 1;

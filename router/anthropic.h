@@ -62,14 +62,23 @@ char *anthropic_url(const char *api_base) WUR;
  * opts (borrowed, may be NULL): cache breakpoints to place. A client's own
  * cache_control on a content part is kept too. At most
  * ANTHROPIC_MAX_BREAKPOINTS are placed: the system prompt's first, then the
- * latest messages'. Caller frees. NULL with err when the request cannot be
- * expressed (out of memory, or messages is not an array). */
+ * latest messages'; a message sent as blocks carries its mark on its last
+ * block. tools/functions, tool_choice/function_call, parallel_tool_calls,
+ * assistant tool_calls, tool results and image_url parts are translated
+ * (docs/routing.md). Caller frees. NULL with err when the request cannot be
+ * expressed: out of memory, or the client's mistake (messages not an
+ * array, tool call arguments that are not a JSON object, a tool message
+ * without tool_call_id, an image URL that is neither http(s) nor a base64
+ * data: URL, a non-function tool, an unknown tool_choice), with err naming
+ * the place ("messages[3]: ...", "tools[0]: ...", "tool_choice ..."). */
 char *anthropic_request(const struct cJSON *openai, const char *model,
                         const struct anthropic_opts *opts, char *err, size_t errlen) WUR;
 
 /* A Messages answer as an OpenAI chat.completion object; created is the Unix
- * time to report. *u receives the usage. NULL when body is not a Messages
- * answer. Caller frees with cJSON_Delete. */
+ * time to report. Text blocks join into message.content, tool_use blocks
+ * become message.tool_calls (content null when there is no text). *u
+ * receives the usage. NULL when body is not a Messages answer. Caller frees
+ * with cJSON_Delete. */
 struct cJSON *anthropic_response(const char *body, size_t len, int64_t created,
                                  struct anthropic_usage *u) WUR;
 
@@ -105,7 +114,10 @@ struct anthropic_out {
 };
 
 /* Translates one event (event name and its data). 0, or -1 with err when the
- * data is not JSON. message_stop yields a usage chunk ("choices":[]) and done. */
+ * data is not JSON. A tool_use block start yields a delta.tool_calls chunk
+ * with index (tool blocks counted from 0), id, type and name; its
+ * input_json_delta events yield argument fragments for that index.
+ * message_stop yields a usage chunk ("choices":[]) and done. */
 int anthropic_stream_event(struct anthropic_stream *s, const char *event, const char *data,
                            size_t len, struct anthropic_out *out, char *err, size_t errlen) WUR;
 

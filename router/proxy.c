@@ -140,6 +140,7 @@ struct preq {
     int status_sent;      /* HTTP status sent (0: none yet) */
     const char *outcome;  /* NULL until decided */
     char error[256];
+    char refused[256];      /* the upstream's dialect cannot say this request: why (400) */
     int last_timeout;     /* the latest failed attempt timed out */
     long in_tokens, out_tokens; /* < 0 unknown */
     int pinned;
@@ -1694,13 +1695,16 @@ static char *px_payload(struct preq *rq, const struct router_deploy *d)
 {
     cJSON *copy = NULL, *so;
     char *s = NULL;
-    char err[128];
+    char err[256];
 
     if (d->dialect == ROUTER_DIALECT_ANTHROPIC) {
         struct anthropic_opts ao = {d->cache_points, d->ncache_points};
         s = anthropic_request(rq->body, d->upstream_model, &ao, err, sizeof err);
-        if (!s)
+        if (!s) {
             log_warn(PX_TAG, "%s: %s", rq->id, err);
+            if (strcmp(err, "out of memory") != 0) /* the client's request, not the router */
+                px_copy(rq->refused, sizeof rq->refused, err);
+        }
         goto out;
     }
     /* a plain request: only the model changes, in the client's own text */
@@ -1824,11 +1828,20 @@ static void px_next_fired(evutil_socket_t fd, short what, void *arg)
         return;
     }
     rq->have_pick = 0;
-    if (px_attempt_start(rq) != 0) {
-        log_error(PX_TAG, "%s: could not start an upstream transfer", rq->id);
-        px_finish_error(rq, 500, "the router could not start an upstream request", "server_error",
-                        "internal_error", 0);
+    if (px_attempt_start(rq) == 0)
+        return;
+    if (rq->refused[0]) {
+        /* a request Anthropic's API cannot take (a tool call whose arguments
+         * are not an object, an image URL neither data: nor http(s)): the
+         * client's to fix, like a provider's 400, so no failover, no cooldown */
+        char msg[sizeof rq->refused];
+        memcpy(msg, rq->refused, sizeof msg);
+        px_finish_error(rq, 400, msg, "invalid_request_error", NULL, 0);
+        return;
     }
+    log_error(PX_TAG, "%s: could not start an upstream transfer", rq->id);
+    px_finish_error(rq, 500, "the router could not start an upstream request", "server_error",
+                    "internal_error", 0);
 }
 
 /* A deployment went into cooldown: move every attempt still waiting on it

@@ -99,9 +99,9 @@ check "slodrill router stopped cleanly on SIGTERM (exit $rrc)" [ "$rrc" -eq 0 ]
 # --log: one row per chat request, written by the time the router has stopped.
 q() { python3 -c 'import sqlite3,sys; print(sqlite3.connect(sys.argv[1]).execute(sys.argv[2]).fetchone()[0])' "$tmp/requests.db" "$1"; }
 rows=$(q "SELECT count(*) FROM requests")
-# curl 1 + the suite's chat requests 11 (the wrong-key 401 is refused before
+# curl 1 + the suite's chat requests 15 (the wrong-key 401 is refused before
 # it is a chat request, and models.list is not one)
-check "--log wrote one row per chat request ($rows, want 12)" [ "${rows:-0}" -eq 12 ]
+check "--log wrote one row per chat request ($rows, want 16)" [ "${rows:-0}" -eq 16 ]
 check "the curl -N stream is logged as a stream served by 'slow'" \
   [ "$(q "SELECT count(*) FROM requests WHERE alias='app/slow' AND stream=1 AND deployment='slow' AND outcome='ok' AND ttft_ms > 0")" -ge 2 ]
 check "the failover is logged: served by 'secondary' after 2 attempts, 1 hop" \

@@ -463,6 +463,467 @@ static void cache_points_config(void **state)
     router_config_free(cfg);
 }
 
+/* ---- tool calls and images ---- */
+
+/* The Messages body for an OpenAI request text (opts may be NULL); fails the test when the
+ * translation refuses it. Caller frees. */
+static char *translate(const char *in, const struct anthropic_opts *o)
+{
+    cJSON *req = cJSON_Parse(in);
+    char err[256], *s;
+    if (!req) fail_msg("test input is not JSON: %s", in);
+    s = anthropic_request(req, "claude-x", o, err, sizeof err);
+    cJSON_Delete(req);
+    if (!s) fail_msg("translation refused: %s", err);
+    return s;
+}
+
+/* The translation's error for an OpenAI request text that must be refused. */
+static void refused(const char *in, const char *want)
+{
+    cJSON *req = cJSON_Parse(in);
+    char err[256] = "", *s;
+    if (!req) fail_msg("test input is not JSON: %s", in);
+    s = anthropic_request(req, "claude-x", NULL, err, sizeof err);
+    cJSON_Delete(req);
+    if (s || !strstr(err, want)) fail_msg("%s: got '%s' (%s), want '%s'", in, err, s ? s : "NULL", want);
+}
+
+/* A whole agent turn: tools, a forced call, two calls answered by two tool messages that
+ * share one user turn with the user's next words. Byte for byte. */
+static void request_tools_golden(void **state)
+{
+    const char *in =
+        "{\"model\":\"app/agent\",\"tool_choice\":\"required\",\"parallel_tool_calls\":false,"
+        "\"tools\":[{\"type\":\"function\",\"function\":{\"name\":\"get_weather\","
+        "\"description\":\"Weather for a city\",\"parameters\":{\"type\":\"object\","
+        "\"properties\":{\"city\":{\"type\":\"string\"}},\"required\":[\"city\"]}}},"
+        "{\"type\":\"function\",\"function\":{\"name\":\"now\"}}],"
+        "\"messages\":[{\"role\":\"system\",\"content\":\"Be brief.\"},"
+        "{\"role\":\"user\",\"content\":\"Weather in Paris and Rome?\"},"
+        "{\"role\":\"assistant\",\"content\":\"Checking.\",\"tool_calls\":["
+        "{\"id\":\"call_1\",\"type\":\"function\",\"function\":{\"name\":\"get_weather\","
+        "\"arguments\":\"{\\\"city\\\":\\\"Paris\\\"}\"}},"
+        "{\"id\":\"call_2\",\"type\":\"function\",\"function\":{\"name\":\"get_weather\","
+        "\"arguments\":\"{\\\"city\\\": \\\"Rome\\\"}\"}}]},"
+        "{\"role\":\"tool\",\"tool_call_id\":\"call_1\",\"content\":\"18C\"},"
+        "{\"role\":\"tool\",\"tool_call_id\":\"call_2\",\"content\":[{\"type\":\"text\","
+        "\"text\":\"21C\"}]},"
+        "{\"role\":\"user\",\"content\":\"And tomorrow?\"}]}";
+    const char *want =
+        "{\"model\":\"claude-x\",\"max_tokens\":1024,\"system\":\"Be brief.\",\"messages\":["
+        "{\"role\":\"user\",\"content\":\"Weather in Paris and Rome?\"},"
+        "{\"role\":\"assistant\",\"content\":[{\"type\":\"text\",\"text\":\"Checking.\"},"
+        "{\"type\":\"tool_use\",\"id\":\"call_1\",\"name\":\"get_weather\",\"input\":{\"city\":"
+        "\"Paris\"}},{\"type\":\"tool_use\",\"id\":\"call_2\",\"name\":\"get_weather\","
+        "\"input\":{\"city\":\"Rome\"}}]},"
+        "{\"role\":\"user\",\"content\":[{\"type\":\"tool_result\",\"tool_use_id\":\"call_1\","
+        "\"content\":\"18C\"},{\"type\":\"tool_result\",\"tool_use_id\":\"call_2\",\"content\":"
+        "\"21C\"},{\"type\":\"text\",\"text\":\"And tomorrow?\"}]}],"
+        "\"tools\":[{\"name\":\"get_weather\",\"description\":\"Weather for a city\","
+        "\"input_schema\":{\"type\":\"object\",\"properties\":{\"city\":{\"type\":\"string\"}},"
+        "\"required\":[\"city\"]}},{\"name\":\"now\",\"input_schema\":{\"type\":\"object\","
+        "\"properties\":{}}}],"
+        "\"tool_choice\":{\"type\":\"any\",\"disable_parallel_tool_use\":true}}";
+    char *s;
+    (void)state;
+
+    s = translate(in, NULL);
+    assert_string_equal(s, want);
+    free(s);
+}
+
+/* The tool-call details one by one: tool_choice variants, legacy functions, empty arguments,
+ * empty results, results after a plain assistant answer, and the refusals. */
+static void request_tool_details(void **state)
+{
+    static const struct {
+        const char *extra, *want; /* want: the tool_choice printed, "" none */
+    } choice[] = {
+        {"\"tool_choice\":\"auto\"", "{\"type\":\"auto\"}"},
+        {"\"tool_choice\":\"none\"", "{\"type\":\"none\"}"},
+        {"\"tool_choice\":\"none\",\"parallel_tool_calls\":false", "{\"type\":\"none\"}"},
+        {"\"tool_choice\":{\"type\":\"function\",\"function\":{\"name\":\"now\"}}",
+         "{\"type\":\"tool\",\"name\":\"now\"}"},
+        {"\"tool_choice\":\"auto\",\"parallel_tool_calls\":false",
+         "{\"type\":\"auto\",\"disable_parallel_tool_use\":true}"},
+        {"\"parallel_tool_calls\":false", "{\"type\":\"auto\",\"disable_parallel_tool_use\":true}"},
+        {"\"parallel_tool_calls\":true", ""},
+        {"\"tool_choice\":null", ""},
+    };
+    char in[1024], *s;
+    cJSON *out;
+    size_t i;
+    (void)state;
+
+    for (i = 0; i < sizeof choice / sizeof choice[0]; i++) {
+        char *tc;
+        snprintf(in, sizeof in,
+                 "{\"tools\":[{\"type\":\"function\",\"function\":{\"name\":\"now\"}}],%s,"
+                 "\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}",
+                 choice[i].extra);
+        s = translate(in, NULL);
+        out = cJSON_Parse(s);
+        assert_string_equal(str_at(out, "tools.0.name"), "now");
+        tc = cJSON_GetObjectItem(out, "tool_choice")
+                 ? cJSON_PrintUnformatted(cJSON_GetObjectItem(out, "tool_choice"))
+                 : strdup("");
+        if (strcmp(tc, choice[i].want))
+            fail_msg("%s: tool_choice %s, want %s", choice[i].extra, tc, choice[i].want);
+        free(tc);
+        cJSON_Delete(out);
+        free(s);
+    }
+
+    /* no tools: neither tools nor a tool_choice go out (the API refuses a lone tool_choice) */
+    s = translate("{\"tool_choice\":\"auto\",\"tools\":[],\"messages\":[{\"role\":\"user\","
+                  "\"content\":\"hi\"}]}",
+                  NULL);
+    assert_null(strstr(s, "tool"));
+    free(s);
+
+    /* legacy functions/function_call, a function_call turn and its function result */
+    s = translate("{\"functions\":[{\"name\":\"now\",\"parameters\":{\"type\":\"object\"}}],"
+                  "\"function_call\":{\"name\":\"now\"},\"messages\":["
+                  "{\"role\":\"user\",\"content\":\"time?\"},"
+                  "{\"role\":\"assistant\",\"content\":null,\"function_call\":{\"name\":\"now\","
+                  "\"arguments\":\"\"}},"
+                  "{\"role\":\"function\",\"name\":\"now\",\"content\":\"12:00\"}]}",
+                  NULL);
+    out = cJSON_Parse(s);
+    assert_string_equal(str_at(out, "tools.0.name"), "now");
+    assert_string_equal(str_at(out, "tools.0.input_schema.type"), "object");
+    assert_string_equal(str_at(out, "tool_choice.type"), "tool");
+    assert_string_equal(str_at(out, "tool_choice.name"), "now");
+    assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItem(out, "messages")), 3);
+    assert_string_equal(str_at(out, "messages.1.content.0.type"), "tool_use"); /* no text block */
+    assert_string_equal(str_at(out, "messages.1.content.0.id"), "toolu_fn_1");
+    assert_true(cJSON_IsObject(cc_of(out, "messages.1.content.0.input"))); /* "" -> {} */
+    assert_null(cc_of(out, "messages.1.content.0.input")->child);
+    assert_string_equal(str_at(out, "messages.2.role"), "user");
+    assert_string_equal(str_at(out, "messages.2.content.0.type"), "tool_result");
+    assert_string_equal(str_at(out, "messages.2.content.0.tool_use_id"), "toolu_fn_1");
+    assert_string_equal(str_at(out, "messages.2.content.0.content"), "12:00");
+    cJSON_Delete(out);
+    free(s);
+
+    /* an empty result has no content member (the API refuses empty text); the next
+     * assistant turn closes the user turn, so a later user message stands alone */
+    s = translate("{\"messages\":[{\"role\":\"user\",\"content\":\"go\"},"
+                  "{\"role\":\"assistant\",\"tool_calls\":[{\"id\":\"c1\",\"type\":\"function\","
+                  "\"function\":{\"name\":\"ping\",\"arguments\":\"{}\"}}]},"
+                  "{\"role\":\"tool\",\"tool_call_id\":\"c1\",\"content\":\"\"},"
+                  "{\"role\":\"assistant\",\"content\":\"Done.\"},"
+                  "{\"role\":\"user\",\"content\":\"thanks\"}]}",
+                  NULL);
+    out = cJSON_Parse(s);
+    assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItem(out, "messages")), 5);
+    assert_string_equal(str_at(out, "messages.2.content.0.tool_use_id"), "c1");
+    assert_null(cc_of(out, "messages.2.content.0.content"));
+    assert_string_equal(str_at(out, "messages.3.content"), "Done.");
+    assert_string_equal(str_at(out, "messages.4.content"), "thanks");
+    assert_null(strstr(s, "\"tools\"")); /* none given: none sent */
+    cJSON_Delete(out);
+    free(s);
+
+    /* what the translation refuses, with the place named */
+    refused("{\"tool_choice\":\"sometimes\",\"tools\":[{\"type\":\"function\",\"function\":"
+            "{\"name\":\"a\"}}],\"messages\":[]}",
+            "tool_choice must be auto, required, none");
+    refused("{\"tools\":[{\"type\":\"custom\",\"custom\":{\"name\":\"a\"}}],\"messages\":[]}",
+            "tools[0]: only function tools");
+    refused("{\"tools\":[{\"type\":\"function\",\"function\":{\"description\":\"x\"}}],"
+            "\"messages\":[]}",
+            "tools[0]: a tool needs function.name");
+    refused("{\"messages\":[{\"role\":\"user\",\"content\":\"q\"},{\"role\":\"assistant\","
+            "\"tool_calls\":[{\"id\":\"c1\",\"type\":\"function\",\"function\":{\"name\":\"a\","
+            "\"arguments\":\"{\\\"x\\\":\"}}]}]}",
+            "messages[1]: the arguments of tool call c1 are not a JSON object");
+    refused("{\"messages\":[{\"role\":\"assistant\",\"tool_calls\":[{\"id\":\"c1\","
+            "\"type\":\"function\",\"function\":{\"name\":\"a\",\"arguments\":\"[1,2]\"}}]}]}",
+            "are not a JSON object");
+    refused("{\"messages\":[{\"role\":\"assistant\",\"tool_calls\":[{\"type\":\"function\","
+            "\"function\":{\"name\":\"a\",\"arguments\":\"{}\"}}]}]}",
+            "messages[0]: a tool call needs an id");
+    refused("{\"messages\":[{\"role\":\"tool\",\"content\":\"r\"}]}",
+            "messages[0]: a tool message needs tool_call_id");
+    refused("{\"messages\":[{\"role\":\"user\",\"content\":[{\"type\":\"image_url\","
+            "\"image_url\":{\"url\":\"ftp://x/cat.png\"}}]}]}",
+            "messages[0]: an image URL must be http(s) or a base64 data: URL");
+    refused("{\"messages\":[{\"role\":\"user\",\"content\":[{\"type\":\"image_url\","
+            "\"image_url\":{\"url\":\"data:image/png,iVBOR\"}}]}]}",
+            "must be data:<media type>;base64,<data>");
+    refused("{\"messages\":[{\"role\":\"user\",\"content\":[{\"type\":\"image_url\","
+            "\"image_url\":{}}]}]}",
+            "an image_url part needs image_url.url");
+}
+
+/* Images: a data: URL becomes a base64 source, an http(s) URL a url source, text parts
+ * text blocks, in the client's order; a message without images keeps the string form. */
+static void request_images(void **state)
+{
+    const char *in =
+        "{\"messages\":[{\"role\":\"user\",\"content\":[{\"type\":\"text\",\"text\":\"a\"},"
+        "{\"type\":\"text\",\"text\":\"b\"}]},"
+        "{\"role\":\"assistant\",\"content\":\"ok\"},"
+        "{\"role\":\"user\",\"content\":[{\"type\":\"text\",\"text\":\"What is this?\"},"
+        "{\"type\":\"image_url\",\"image_url\":{\"url\":\"data:image/png;base64,iVBORw0KGgo=\"}},"
+        "{\"type\":\"text\",\"text\":\"\"},"
+        "{\"type\":\"image_url\",\"image_url\":{\"url\":\"https://example.com/cat.jpg\","
+        "\"detail\":\"high\"}},"
+        "{\"type\":\"input_audio\",\"input_audio\":{\"data\":\"x\",\"format\":\"wav\"}},"
+        "{\"type\":\"text\",\"text\":\"Short answer.\"}]}]}";
+    const char *want =
+        "[{\"type\":\"text\",\"text\":\"What is this?\"},"
+        "{\"type\":\"image\",\"source\":{\"type\":\"base64\",\"media_type\":\"image/png\","
+        "\"data\":\"iVBORw0KGgo=\"}},"
+        "{\"type\":\"image\",\"source\":{\"type\":\"url\",\"url\":\"https://example.com/cat.jpg\"}},"
+        "{\"type\":\"text\",\"text\":\"Short answer.\"}]";
+    char *s, *c;
+    cJSON *out;
+    (void)state;
+
+    s = translate(in, NULL);
+    out = cJSON_Parse(s);
+    assert_string_equal(str_at(out, "messages.0.content"), "a\nb"); /* no image: a string */
+    assert_string_equal(str_at(out, "messages.1.content"), "ok");
+    c = cJSON_PrintUnformatted(cJSON_GetObjectItem(cJSON_GetArrayItem(
+        cJSON_GetObjectItem(out, "messages"), 2), "content"));
+    assert_string_equal(c, want);
+    free(c);
+    cJSON_Delete(out);
+    free(s);
+
+    /* an image alone is a message too; image_url as a bare string (LiteLLM accepts it) */
+    s = translate("{\"messages\":[{\"role\":\"user\",\"content\":[{\"type\":\"image_url\","
+                  "\"image_url\":\"http://img.example/x.gif\"}]}]}",
+                  NULL);
+    out = cJSON_Parse(s);
+    assert_string_equal(str_at(out, "messages.0.content.0.source.url"), "http://img.example/x.gif");
+    assert_int_equal(cJSON_GetArraySize(cc_of(out, "messages.0.content")), 1);
+    cJSON_Delete(out);
+    free(s);
+}
+
+/* Cache marks on messages sent as blocks: a marked client message's last block carries the
+ * mark, also inside a merged user turn; the limit of 4 still holds. */
+static void cache_marks_on_blocks(void **state)
+{
+    const char *in =
+        "{\"messages\":[{\"role\":\"system\",\"content\":\"Rules.\"},"
+        "{\"role\":\"user\",\"content\":\"u1\"},"
+        "{\"role\":\"assistant\",\"content\":\"Let me look.\",\"tool_calls\":[{\"id\":\"c1\","
+        "\"type\":\"function\",\"function\":{\"name\":\"f\",\"arguments\":\"{}\"}}]},"
+        "{\"role\":\"tool\",\"tool_call_id\":\"c1\",\"content\":\"r1\"},"
+        "{\"role\":\"user\",\"content\":[{\"type\":\"text\",\"text\":\"look\"},"
+        "{\"type\":\"image_url\",\"image_url\":{\"url\":\"https://e.x/a.png\"}}]}]}";
+    struct anthropic_cache_point pts[4];
+    struct anthropic_opts o = {pts, 2};
+    cJSON *out;
+    char *s;
+    (void)state;
+
+    /* every user message, and the tool result by index (3) */
+    memset(pts, 0, sizeof pts);
+    pts[0].role = ANTHROPIC_ROLE_USER;
+    pts[1].has_index = 1;
+    pts[1].index = 3;
+    s = translate(in, &o);
+    out = cJSON_Parse(s);
+    assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItem(out, "messages")), 3);
+    /* the string-form user message: one marked text block, as before */
+    assert_string_equal(str_at(out, "messages.0.content.0.text"), "u1");
+    assert_string_equal(str_at(out, "messages.0.content.0.cache_control.type"), "ephemeral");
+    /* the assistant turn is not targeted */
+    assert_null(cc_of(out, "messages.1.content.0.cache_control"));
+    assert_null(cc_of(out, "messages.1.content.1.cache_control"));
+    /* the merged user turn: the result's block (its client message's last) and the image
+     * (the last of the user's), not the text between */
+    assert_string_equal(str_at(out, "messages.2.content.0.type"), "tool_result");
+    assert_string_equal(str_at(out, "messages.2.content.0.cache_control.type"), "ephemeral");
+    assert_null(cc_of(out, "messages.2.content.1.cache_control"));
+    assert_string_equal(str_at(out, "messages.2.content.2.type"), "image");
+    assert_string_equal(str_at(out, "messages.2.content.2.cache_control.type"), "ephemeral");
+    assert_int_equal(cJSON_GetArraySize(cc_of(out, "messages.2.content")), 3);
+    cJSON_Delete(out);
+    free(s);
+
+    /* + the assistant: its last block, the tool_use, carries it; 4 marks */
+    pts[2].role = ANTHROPIC_ROLE_ASSISTANT;
+    o.ncache = 3;
+    s = translate(in, &o);
+    out = cJSON_Parse(s);
+    assert_string_equal(str_at(out, "messages.0.content.0.cache_control.type"), "ephemeral");
+    assert_null(cc_of(out, "messages.1.content.0.cache_control"));
+    assert_string_equal(str_at(out, "messages.1.content.1.type"), "tool_use");
+    assert_string_equal(str_at(out, "messages.1.content.1.cache_control.type"), "ephemeral");
+    assert_non_null(cc_of(out, "messages.2.content.0.cache_control"));
+    assert_non_null(cc_of(out, "messages.2.content.2.cache_control"));
+    cJSON_Delete(out);
+    free(s);
+    /* + the system prompt: 5 wanted, 4 out; the oldest message's mark gives way */
+    pts[3].role = ANTHROPIC_ROLE_SYSTEM;
+    o.ncache = 4;
+    s = translate(in, &o);
+    out = cJSON_Parse(s);
+    assert_string_equal(str_at(out, "system.0.cache_control.type"), "ephemeral");
+    assert_true(cJSON_IsString(cc_of(out, "messages.0.content")));
+    assert_non_null(cc_of(out, "messages.1.content.1.cache_control"));
+    assert_non_null(cc_of(out, "messages.2.content.0.cache_control"));
+    assert_non_null(cc_of(out, "messages.2.content.2.cache_control"));
+    cJSON_Delete(out);
+    free(s);
+}
+
+/* tool_use blocks come back as tool_calls whose arguments are the input as a JSON string;
+ * content is null when there is no text. */
+static void answer_tool_calls(void **state)
+{
+    const char *only = "{\"id\":\"msg_01T\",\"type\":\"message\",\"role\":\"assistant\","
+                       "\"model\":\"claude-x\",\"content\":[{\"type\":\"tool_use\",\"id\":"
+                       "\"toolu_01A\",\"name\":\"get_weather\",\"input\":{\"city\":\"Paris\","
+                       "\"days\":[1, 2]}}],\"stop_reason\":\"tool_use\",\"stop_sequence\":null,"
+                       "\"usage\":{\"input_tokens\":10,\"output_tokens\":5}}";
+    const char *both = "{\"id\":\"msg_01U\",\"type\":\"message\",\"role\":\"assistant\","
+                       "\"model\":\"claude-x\",\"content\":[{\"type\":\"text\",\"text\":"
+                       "\"Let me check.\"},{\"type\":\"tool_use\",\"id\":\"toolu_1\",\"name\":"
+                       "\"a\",\"input\":{}},{\"type\":\"tool_use\",\"id\":\"toolu_2\",\"name\":"
+                       "\"b\",\"input\":{\"q\":\"x\\\"y\"}}],\"stop_reason\":\"tool_use\","
+                       "\"usage\":{\"input_tokens\":10,\"output_tokens\":9}}";
+    struct anthropic_usage u;
+    cJSON *j, *args;
+    (void)state;
+
+    j = anthropic_response(only, strlen(only), 1, &u);
+    assert_non_null(j);
+    assert_true(cJSON_IsNull(cc_of(j, "choices.0.message.content")));
+    assert_string_equal(str_at(j, "choices.0.finish_reason"), "tool_calls");
+    assert_int_equal(cJSON_GetArraySize(cc_of(j, "choices.0.message.tool_calls")), 1);
+    assert_string_equal(str_at(j, "choices.0.message.tool_calls.0.id"), "toolu_01A");
+    assert_string_equal(str_at(j, "choices.0.message.tool_calls.0.type"), "function");
+    assert_string_equal(str_at(j, "choices.0.message.tool_calls.0.function.name"), "get_weather");
+    assert_string_equal(str_at(j, "choices.0.message.tool_calls.0.function.arguments"),
+                        "{\"city\":\"Paris\",\"days\":[1,2]}");
+    assert_int_equal(u.output, 5);
+    cJSON_Delete(j);
+
+    j = anthropic_response(both, strlen(both), 1, &u);
+    assert_non_null(j);
+    assert_string_equal(str_at(j, "choices.0.message.content"), "Let me check.");
+    assert_int_equal(cJSON_GetArraySize(cc_of(j, "choices.0.message.tool_calls")), 2);
+    assert_string_equal(str_at(j, "choices.0.message.tool_calls.0.function.arguments"), "{}");
+    assert_string_equal(str_at(j, "choices.0.message.tool_calls.1.function.name"), "b");
+    args = cJSON_Parse(str_at(j, "choices.0.message.tool_calls.1.function.arguments"));
+    assert_string_equal(str_at(args, "q"), "x\"y");
+    cJSON_Delete(args);
+    cJSON_Delete(j);
+
+    /* no tools: no tool_calls member, content stays a string */
+    j = anthropic_response("{\"type\":\"message\",\"content\":[]}", 32, 1, &u);
+    assert_non_null(j);
+    assert_string_equal(str_at(j, "choices.0.message.content"), "");
+    assert_null(cc_of(j, "choices.0.message.tool_calls"));
+    cJSON_Delete(j);
+}
+
+/* A recorded-shape stream with text, then two tool_use blocks (the second at Anthropic
+ * index 2): a chunk per tool start with index, id, type and name, then argument fragments
+ * that join to the input; finish_reason tool_calls. */
+static const char tool_stream[] =
+    "event: message_start\n"
+    "data: {\"type\":\"message_start\",\"message\":{\"id\":\"msg_01Tool\",\"type\":\"message\","
+    "\"role\":\"assistant\",\"model\":\"claude-x\",\"content\":[],\"stop_reason\":null,"
+    "\"usage\":{\"input_tokens\":400,\"output_tokens\":1}}   }\n\n"
+    "event: content_block_start\n"
+    "data: {\"type\":\"content_block_start\",\"index\":0,\"content_block\":{\"type\":\"text\","
+    "\"text\":\"\"}}\n\n"
+    "event: content_block_delta\n"
+    "data: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"text_delta\","
+    "\"text\":\"Let me check.\"}}\n\n"
+    "event: content_block_stop\ndata: {\"type\":\"content_block_stop\",\"index\":0}\n\n"
+    "event: content_block_start\n"
+    "data: {\"type\":\"content_block_start\",\"index\":1,\"content_block\":{\"type\":"
+    "\"tool_use\",\"id\":\"toolu_01A\",\"name\":\"get_weather\",\"input\":{}}}\n\n"
+    "event: ping\ndata: {\"type\": \"ping\"}\n\n"
+    "event: content_block_delta\n"
+    "data: {\"type\":\"content_block_delta\",\"index\":1,\"delta\":{\"type\":"
+    "\"input_json_delta\",\"partial_json\":\"\"}}\n\n"
+    "event: content_block_delta\n"
+    "data: {\"type\":\"content_block_delta\",\"index\":1,\"delta\":{\"type\":"
+    "\"input_json_delta\",\"partial_json\":\"{\\\"city\\\": \\\"Pa\"}}\n\n"
+    "event: content_block_delta\n"
+    "data: {\"type\":\"content_block_delta\",\"index\":1,\"delta\":{\"type\":"
+    "\"input_json_delta\",\"partial_json\":\"ris\\\"}\"}}\n\n"
+    "event: content_block_stop\ndata: {\"type\":\"content_block_stop\",\"index\":1}\n\n"
+    "event: content_block_start\n"
+    "data: {\"type\":\"content_block_start\",\"index\":2,\"content_block\":{\"type\":"
+    "\"tool_use\",\"id\":\"toolu_01B\",\"name\":\"now\",\"input\":{}}}\n\n"
+    "event: content_block_delta\n"
+    "data: {\"type\":\"content_block_delta\",\"index\":2,\"delta\":{\"type\":"
+    "\"input_json_delta\",\"partial_json\":\"{}\"}}\n\n"
+    "event: content_block_stop\ndata: {\"type\":\"content_block_stop\",\"index\":2}\n\n"
+    "event: message_delta\n"
+    "data: {\"type\":\"message_delta\",\"delta\":{\"stop_reason\":\"tool_use\","
+    "\"stop_sequence\":null},\"usage\":{\"output_tokens\":42}}\n\n"
+    "event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n";
+
+static void stream_tool_calls(void **state)
+{
+    struct collect c;
+    struct sse_parser *p;
+    char err[128], args[256] = "";
+    const cJSON *ch;
+    cJSON *in;
+    int i;
+    (void)state;
+
+    c.s = anthropic_stream_new(1);
+    c.chunks = cJSON_CreateArray();
+    c.done = 0;
+    p = sse_parser_new(0, collect_event, &c);
+    assert_int_equal(sse_parser_feed(p, tool_stream, strlen(tool_stream), err, sizeof err), 0);
+    /* role, text, tool 0 start, 2 fragments (the empty one: none), tool 1 start, 1 fragment,
+     * finish, usage */
+    assert_int_equal(cJSON_GetArraySize(c.chunks), 9);
+    assert_int_equal(c.done, 1);
+    assert_string_equal(str_at(cJSON_GetArrayItem(c.chunks, 1), "choices.0.delta.content"),
+                        "Let me check.");
+    ch = cJSON_GetArrayItem(c.chunks, 2);
+    assert_string_equal(str_at(ch, "object"), "chat.completion.chunk");
+    assert_string_equal(str_at(ch, "id"), "msg_01Tool");
+    assert_true(num_at(ch, "choices.0.delta.tool_calls.0.index") == 0);
+    assert_string_equal(str_at(ch, "choices.0.delta.tool_calls.0.id"), "toolu_01A");
+    assert_string_equal(str_at(ch, "choices.0.delta.tool_calls.0.type"), "function");
+    assert_string_equal(str_at(ch, "choices.0.delta.tool_calls.0.function.name"), "get_weather");
+    assert_string_equal(str_at(ch, "choices.0.delta.tool_calls.0.function.arguments"), "");
+    assert_null(cc_of(ch, "choices.0.delta.content"));
+    assert_true(cJSON_IsNull(cc_of(ch, "choices.0.finish_reason")));
+    for (i = 3; i <= 4; i++) {
+        ch = cJSON_GetArrayItem(c.chunks, i);
+        assert_true(num_at(ch, "choices.0.delta.tool_calls.0.index") == 0);
+        assert_null(cc_of(ch, "choices.0.delta.tool_calls.0.id")); /* only the first has it */
+        assert_null(cc_of(ch, "choices.0.delta.tool_calls.0.function.name"));
+        snprintf(args + strlen(args), sizeof args - strlen(args), "%s",
+                 str_at(ch, "choices.0.delta.tool_calls.0.function.arguments"));
+    }
+    in = cJSON_Parse(args);
+    assert_string_equal(str_at(in, "city"), "Paris");
+    cJSON_Delete(in);
+    ch = cJSON_GetArrayItem(c.chunks, 5);
+    assert_true(num_at(ch, "choices.0.delta.tool_calls.0.index") == 1); /* counted from 0 */
+    assert_string_equal(str_at(ch, "choices.0.delta.tool_calls.0.id"), "toolu_01B");
+    assert_string_equal(str_at(ch, "choices.0.delta.tool_calls.0.function.name"), "now");
+    ch = cJSON_GetArrayItem(c.chunks, 6);
+    assert_true(num_at(ch, "choices.0.delta.tool_calls.0.index") == 1);
+    assert_string_equal(str_at(ch, "choices.0.delta.tool_calls.0.function.arguments"), "{}");
+    assert_string_equal(str_at(cJSON_GetArrayItem(c.chunks, 7), "choices.0.finish_reason"),
+                        "tool_calls");
+    assert_true(num_at(cJSON_GetArrayItem(c.chunks, 8), "usage.completion_tokens") == 42);
+    sse_parser_free(p);
+    anthropic_stream_free(c.s);
+    cJSON_Delete(c.chunks);
+}
+
 /* ---- through the router, against the real fake ---- */
 
 static const char *yaml =
@@ -695,6 +1156,116 @@ static void error_events_before_and_after_first_token(void **state)
     rw_stop(&w);
 }
 
+/* An agent's two turns through the router to the real fake: with tools the answer is a
+ * tool call in OpenAI's shape, plain and streamed; sending the call and its result back
+ * is answered in words. */
+static void tool_calls_through_router(void **state)
+{
+    static const char *tools =
+        "\"tools\":[{\"type\":\"function\",\"function\":{\"name\":\"search_docs\","
+        "\"description\":\"Search the docs\",\"parameters\":{\"type\":\"object\","
+        "\"properties\":{\"query\":{\"type\":\"string\"}},\"required\":[\"query\"]}}}]";
+    struct rw w;
+    struct rw_reply r;
+    char body[2048], args[512] = "", id[128] = "", name[64] = "";
+    cJSON *j, *data, *in;
+    const cJSON *c;
+    int i, n, starts = 0;
+    (void)state;
+
+    start(&w);
+    snprintf(body, sizeof body,
+             "{\"model\":\"app/claude\",%s,\"messages\":[{\"role\":\"user\",\"content\":"
+             "\"Find the refund policy\"}]}",
+             tools);
+    rw_request(&w, "/v1/chat/completions", body, NULL, 5000, &r);
+    assert_int_equal(r.status, 200);
+    j = cJSON_Parse(r.body);
+    assert_string_equal(str_at(j, "choices.0.finish_reason"), "tool_calls");
+    assert_true(cJSON_IsNull(cc_of(j, "choices.0.message.content")));
+    assert_string_equal(str_at(j, "choices.0.message.tool_calls.0.type"), "function");
+    assert_string_equal(str_at(j, "choices.0.message.tool_calls.0.function.name"), "search_docs");
+    assert_memory_equal(str_at(j, "choices.0.message.tool_calls.0.id"), "toolu_", 6);
+    snprintf(id, sizeof id, "%s", str_at(j, "choices.0.message.tool_calls.0.id"));
+    in = cJSON_Parse(str_at(j, "choices.0.message.tool_calls.0.function.arguments"));
+    assert_string_equal(str_at(in, "query"), "Find the refund policy");
+    cJSON_Delete(in);
+    cJSON_Delete(j);
+    rw_reply_free(&r);
+
+    /* streamed: one start chunk with id and name, fragments that join to the arguments */
+    snprintf(body, sizeof body,
+             "{\"model\":\"app/claude\",\"stream\":true,%s,\"messages\":[{\"role\":\"user\","
+             "\"content\":\"Find the refund policy\"}]}",
+             tools);
+    rw_request(&w, "/v1/chat/completions", body, NULL, 5000, &r);
+    assert_int_equal(r.status, 200);
+    data = rw_sse_data(r.body);
+    n = cJSON_GetArraySize(data);
+    assert_string_equal(cJSON_GetArrayItem(data, n - 1)->valuestring, "[DONE]");
+    for (i = 0; i < n - 1; i++) {
+        c = cJSON_GetArrayItem(data, i);
+        if (str_at(c, "choices.0.delta.tool_calls.0.id")) {
+            starts++;
+            snprintf(name, sizeof name, "%s",
+                     str_at(c, "choices.0.delta.tool_calls.0.function.name"));
+        }
+        if (cc_of(c, "choices.0.delta.tool_calls")) {
+            assert_true(num_at(c, "choices.0.delta.tool_calls.0.index") == 0);
+            snprintf(args + strlen(args), sizeof args - strlen(args), "%s",
+                     str_at(c, "choices.0.delta.tool_calls.0.function.arguments"));
+        }
+    }
+    assert_int_equal(starts, 1);
+    assert_string_equal(name, "search_docs");
+    in = cJSON_Parse(args);
+    assert_string_equal(str_at(in, "query"), "Find the refund policy");
+    cJSON_Delete(in);
+    assert_string_equal(str_at(cJSON_GetArrayItem(data, n - 2), "choices.0.finish_reason"),
+                        "tool_calls");
+    cJSON_Delete(data);
+    rw_reply_free(&r);
+
+    /* the second turn: the call and its result go back; the answer is words */
+    snprintf(body, sizeof body,
+             "{\"model\":\"app/claude\",%s,\"messages\":[{\"role\":\"user\",\"content\":"
+             "\"Find the refund policy\"},{\"role\":\"assistant\",\"content\":null,"
+             "\"tool_calls\":[{\"id\":\"%s\",\"type\":\"function\",\"function\":{\"name\":"
+             "\"search_docs\",\"arguments\":\"{\\\"query\\\":\\\"refund\\\"}\"}}]},"
+             "{\"role\":\"tool\",\"tool_call_id\":\"%s\",\"content\":\"Refunds within 30 days.\"}]}",
+             tools, id, id);
+    rw_request(&w, "/v1/chat/completions", body, NULL, 5000, &r);
+    assert_int_equal(r.status, 200);
+    j = cJSON_Parse(r.body);
+    assert_string_equal(str_at(j, "choices.0.finish_reason"), "stop");
+    assert_true(strlen(str_at(j, "choices.0.message.content")) > 0);
+    assert_null(cc_of(j, "choices.0.message.tool_calls"));
+    cJSON_Delete(j);
+    rw_reply_free(&r);
+
+    /* arguments that are not a JSON object cannot become a tool_use input:
+     * a 400 in OpenAI's format, nothing sent upstream, no failover */
+    snprintf(body, sizeof body,
+             "{\"model\":\"app/claude\",%s,\"messages\":[{\"role\":\"user\",\"content\":"
+             "\"Find it\"},{\"role\":\"assistant\",\"content\":null,\"tool_calls\":[{\"id\":"
+             "\"c1\",\"type\":\"function\",\"function\":{\"name\":\"search_docs\","
+             "\"arguments\":\"not json\"}}]},{\"role\":\"tool\",\"tool_call_id\":\"c1\","
+             "\"content\":\"x\"}]}",
+             tools);
+    rw_request(&w, "/v1/chat/completions", body, NULL, 5000, &r);
+    assert_int_equal(r.status, 400);
+    j = cJSON_Parse(r.body);
+    assert_string_equal(str_at(j, "error.type"), "invalid_request_error");
+    assert_non_null(strstr(str_at(j, "error.message"), "not a JSON object"));
+    {
+        char v[16];
+        assert_string_equal(rw_hdr(&r, "x-slodrill-attempts", v, sizeof v), "0");
+    }
+    cJSON_Delete(j);
+    rw_reply_free(&r);
+    rw_stop(&w);
+}
+
 /* Two identical requests with a long system prompt (over the 1,024-token minimum): with
  * cache_control_injection_points the first writes the cache and the second reads it, and
  * costs less; without, nothing is cached and both cost the same. */
@@ -839,11 +1410,18 @@ int main(void)
         cmocka_unit_test(stream_error_event),
         cmocka_unit_test(cache_points_placed),
         cmocka_unit_test(cache_points_config),
+        cmocka_unit_test(request_tools_golden),
+        cmocka_unit_test(request_tool_details),
+        cmocka_unit_test(request_images),
+        cmocka_unit_test(cache_marks_on_blocks),
+        cmocka_unit_test(answer_tool_calls),
+        cmocka_unit_test(stream_tool_calls),
         cmocka_unit_test(stream_arrives_as_openai_chunks),
         cmocka_unit_test(plain_answer_arrives_as_openai),
         cmocka_unit_test(overloaded_fails_over_to_openai),
         cmocka_unit_test(client_error_in_openai_format),
         cmocka_unit_test(error_events_before_and_after_first_token),
+        cmocka_unit_test(tool_calls_through_router),
         cmocka_unit_test(prompt_cache_lowers_cost),
     };
     int rc;

@@ -209,3 +209,67 @@ test('router: a slow provider streams through chunk by chunk, not at the end', a
   // 25 tokens/s: the last token comes several hundred ms after the first.
   assert.ok(s.last - s.first > 250, `first ${s.first.toFixed(0)} ms, last ${s.last.toFixed(0)} ms`);
 });
+
+// Tools through the Anthropic deployment: the router turns OpenAI tools into
+// Anthropic's, and the fake's tool_use back into tool_calls.
+const TOOLS = [{
+  type: 'function',
+  function: {
+    name: 'search_docs',
+    description: 'Search the product docs',
+    parameters: { type: 'object', properties: { query: { type: 'string' } }, required: ['query'] },
+  },
+}];
+const ASK = [{ role: 'user', content: 'Find the refund policy' }];
+
+test('router: tools to an Anthropic deployment come back as tool_calls', async () => {
+  const { data, response } = await client()
+    .chat.completions.create({ model: 'app/claude', messages: ASK, tools: TOOLS, tool_choice: 'auto' })
+    .withResponse();
+  assert.equal(response.headers.get('x-slodrill-deployment'), 'claude');
+  assert.equal(data.choices[0].finish_reason, 'tool_calls');
+  const m = data.choices[0].message;
+  assert.equal(m.content, null);
+  assert.equal(m.tool_calls.length, 1);
+  assert.equal(m.tool_calls[0].type, 'function');
+  assert.match(m.tool_calls[0].id, /^toolu_/);
+  assert.equal(m.tool_calls[0].function.name, 'search_docs');
+  assert.deepEqual(JSON.parse(m.tool_calls[0].function.arguments), { query: 'Find the refund policy' });
+});
+
+test('router: a streamed tool call assembles in the SDK stream helper', async () => {
+  const fragments = [];
+  let done = null;
+  const s = client().chat.completions.stream({ model: 'app/claude', messages: ASK, tools: TOOLS });
+  s.on('tool_calls.function.arguments.delta', (e) => fragments.push(e.arguments_delta));
+  s.on('tool_calls.function.arguments.done', (e) => { done = e; });
+  const final = await s.finalChatCompletion();
+  assert.equal(final.choices[0].finish_reason, 'tool_calls');
+  const tc = final.choices[0].message.tool_calls;
+  assert.equal(tc.length, 1);
+  assert.match(tc[0].id, /^toolu_/);
+  assert.equal(tc[0].function.name, 'search_docs');
+  assert.deepEqual(JSON.parse(tc[0].function.arguments), { query: 'Find the refund policy' });
+  // the arguments arrived in pieces that join to the whole
+  assert.ok(fragments.filter((f) => f.length > 0).length >= 2, `fragments: ${JSON.stringify(fragments)}`);
+  assert.equal(fragments.join(''), tc[0].function.arguments);
+  assert.equal(done?.name, 'search_docs');
+});
+
+test('router: the tool call and its role "tool" result get a text answer', async () => {
+  const first = await client().chat.completions.create({ model: 'app/claude', messages: ASK, tools: TOOLS });
+  const call = first.choices[0].message;
+  assert.equal(call.tool_calls.length, 1);
+  const second = await client().chat.completions.create({
+    model: 'app/claude',
+    tools: TOOLS,
+    messages: [
+      ...ASK,
+      call, // the assistant message as the SDK returned it
+      { role: 'tool', tool_call_id: call.tool_calls[0].id, content: 'Refunds within 30 days.' },
+    ],
+  });
+  assert.equal(second.choices[0].finish_reason, 'stop');
+  assert.ok(second.choices[0].message.content.length > 0);
+  assert.equal(second.choices[0].message.tool_calls, undefined);
+});
