@@ -2,7 +2,8 @@
 # e2e_redis.sh -- two `slodrill router` processes sharing one real redis-server (cache,
 # budgets and cooldowns with backend: redis): an answer cached by one is a hit on the
 # other, a tenant's spend on one is refused on the other at its cap, a cooldown started
-# by one is seen by the other, and with Redis stopped both still answer. Installs Debian's
+# by one is seen by the other, `slodrill cache stats|purge` read and purge the shared
+# entries, and with Redis stopped both still answer. Installs Debian's
 # redis-server as root when missing; prints a skip line when it cannot.
 set -u
 cd "$(dirname "$0")/.."
@@ -146,6 +147,66 @@ left=$(json "$tmp/deps" '[x["cooldown_remaining_ms"] for x in d["data"] if x["id
 check "router B's /admin/deployments shows the primary cooling (${left:-?} ms left)" \
   [ "${left:-0}" -gt 30000 ]
 check "the cooldown is a key in Redis" [ -n "$(redis-cli -p "$port" get slodrill:cooldown:primary)" ]
+
+# slodrill cache stats|purge on the Redis backend, checked against what redis-cli sees
+sleep 0.6 # the routers add their counters every 250 ms
+rkeys() { # the entry keys: what redis-cli --scan lists but the counters
+  redis-cli -p "$port" --scan --pattern 'slodrill:cache:*' | grep -vx 'slodrill:cache:counters' | sort
+}
+tkeys() { # tkeys TENANT: the entry keys of TENANT
+  local k
+  for k in $(rkeys); do [ "$(redis-cli -p "$port" hget "$k" tenant)" = "$1" ] && echo "$k"; done
+}
+thits() { # thits TENANT: the sum of the hits fields of TENANT's entries
+  local k sum=0 h
+  for k in $(tkeys "$1"); do h=$(redis-cli -p "$port" hget "$k" hits); sum=$((sum + ${h:-0})); done
+  echo "$sum"
+}
+n=$(rkeys | wc -l)
+hits=$(redis-cli -p "$port" hget slodrill:cache:counters hits)
+lookups=$(redis-cli -p "$port" hget slodrill:cache:counters lookups)
+acme_n=$(tkeys acme | wc -l); acme_h=$(thits acme); globex_n=$(tkeys globex | wc -l)
+"${SLODRILL_CMD[@]}" cache stats --config "$tmp/router.yaml" >"$tmp/cs" 2>"$tmp/cs.err"; rc=$?
+cat "$tmp/cs" "$tmp/cs.err"
+check "cache stats --config on backend: redis exits 0 (got $rc)" [ "$rc" = 0 ]
+check "it names the Redis URL" grep -qx "cache $R" "$tmp/cs"
+check "its entries are the $n keys redis-cli --scan lists, all live" \
+  grep -qE "^entries   $n \($n live, 0 expired\), [0-9.]+ KiB$" "$tmp/cs"
+check "lookups and hits are the counters hash's ($lookups, $hits)" \
+  grep -qE "^lookups   ${lookups:-x}: ${hits:-x} hits, " "$tmp/cs"
+check "acme's row has its $acme_n entries and $acme_h hits" \
+  grep -qE "^  acme +\(none\) +$acme_n +$acme_h$" "$tmp/cs"
+check "globex's row has its $globex_n entry" grep -qE "^  globex +\(none\) +$globex_n +0$" "$tmp/cs"
+check "(at least 2 acme entries and a hit to count)" [ "$acme_n" -ge 2 -a "$acme_h" -ge 1 ]
+
+# an entry that expired an hour ago (as a router writes it, with HSET)
+old=slodrill:cache:0123456789abcdef0123456789abcdef
+past=$(( $(date +%s) * 1000 - 3600000 ))
+redis-cli -p "$port" hset "$old" tenant acme feature faq alias app/chat keytext "old key" \
+  answer '{"old":true}' cost 0 created_ms $((past - 3600000)) expires_ms "$past" >/dev/null
+"${SLODRILL_CMD[@]}" cache stats --redis "$R" >"$tmp/cs" 2>&1
+check "stats --redis counts it as expired" grep -qE "^entries   $((n + 1)) \($n live, 1 expired\)" "$tmp/cs"
+check "in a row of its own" grep -qE "^  acme +faq +1 +0$" "$tmp/cs"
+before=$(rkeys)
+"${SLODRILL_CMD[@]}" cache purge --config "$tmp/router.yaml" --expired >"$tmp/cp" 2>&1; rc=$?
+cat "$tmp/cp"
+check "purge --expired purges 1 entry (exit $rc)" grep -qx "purged 1 entry from $R" "$tmp/cp"
+check "the expired entry is gone from Redis" [ "$(redis-cli -p "$port" exists "$old")" = 0 ]
+check "and every live one is still there" [ "$(rkeys)" = "$(echo "$before" | grep -vx "$old")" ]
+acme_keys=$(tkeys acme)
+"${SLODRILL_CMD[@]}" cache purge --redis "$R" --tenant globex >"$tmp/cp" 2>&1; rc=$?
+cat "$tmp/cp"
+check "purge --tenant globex purges its $globex_n entry (exit $rc)" \
+  grep -qx "purged $globex_n entr[a-z]* from $R" "$tmp/cp"
+check "globex has no entry left in Redis" [ -z "$(tkeys globex)" ]
+check "the others are all there ($((n - globex_n)) keys, acme's unchanged)" \
+  [ "$(rkeys | wc -l)" = $((n - globex_n)) -a "$(tkeys acme)" = "$acme_keys" ]
+check "the counters hash was left alone" [ "$(redis-cli -p "$port" hget slodrill:cache:counters hits)" = "$hits" ]
+closed=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()')
+"${SLODRILL_CMD[@]}" cache stats --redis "redis://127.0.0.1:$closed/0" >"$tmp/cs" 2>"$tmp/cs.err"; rc=$?
+cat "$tmp/cs.err"
+check "stats on a closed port exits 2 (got $rc)" [ "$rc" = 2 ]
+check "naming the address it cannot reach" grep -q "cannot reach Redis at 127.0.0.1:$closed: " "$tmp/cs.err"
 
 # Redis goes away: both routers still answer, on what they know locally
 stop "$kpid"; kpid=
