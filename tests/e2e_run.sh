@@ -23,6 +23,32 @@ check "streamed answers carry their cost ($c priced)" [ "$c" -gt 50 ]
 status=$(sqlite3 "$tmp/a/run.db" "select status from runs")
 check "the run DB is sealed as complete ($status)" [ "$status" = complete ]
 
+# The live line. On a terminal (script(1) gives the run a pty): redrawn in
+# place every second with the figures and the fault while it is active, and
+# the check list in colour unless NO_COLOR. Not on a terminal: plain lines.
+# --quiet: neither.
+if command -v script >/dev/null 2>&1 && [ "${SLODRILL_VALGRIND:-0}" != 1 ]; then
+  TERM=xterm script -qec "env -u NO_COLOR $SLODRILL run tests/data/short-revoked-key.yaml --out $tmp/t" \
+    "$tmp/tty.raw" >/dev/null 2>&1
+  tr '\r' '\n' <"$tmp/tty.raw" >"$tmp/tty.txt"
+  redraws=$(grep -c 'SR(10s)' "$tmp/tty.txt")
+  check "on a terminal the live line is redrawn about once a second ($redraws times in 6 s)" \
+    [ "$redraws" -ge 4 ]
+  check "it shows elapsed/total, sent, in flight, ok, failed, dropped, SR, p95 and who serves" \
+    grep -Eq '[0-9.]+s/6s +sent [0-9]+ +inflight [0-9]+ +ok [0-9]+ +failed [0-9]+ +dropped [0-9]+ +SR\(10s\) [0-9.]+% +p95\(10s\) [0-9.]+s +served by (primary|secondary) [0-9]+%' "$tmp/tty.txt"
+  check "and the fault while it is active" grep -q 'faults: revoke_key@primary' "$tmp/tty.txt"
+  check "each redraw erases the rest of the line (ESC [K)" grep -q $'\033\\[K' "$tmp/tty.raw"
+  check "the check list is coloured on a terminal" grep -q $'\033\\[32mpass' "$tmp/tty.raw"
+  NO_COLOR=1 TERM=xterm script -qec "$SLODRILL run tests/data/short-revoked-key.yaml --out $tmp/t2" \
+    "$tmp/tty2.raw" >/dev/null 2>&1
+  check "NO_COLOR: no colour codes on the terminal" bash -c '! grep -q $'"'"'\033\\[3[0-9]m'"'"' "$1"' _ "$tmp/tty2.raw"
+fi
+"${SLODRILL_CMD[@]}" run tests/data/short-revoked-key.yaml --out "$tmp/p" >"$tmp/p.out" 2>"$tmp/p.err"
+check "not on a terminal: plain progress lines, no carriage returns" \
+  bash -c 'grep -q "SR(10s)" "$1" && ! grep -q $'"'"'\r'"'"' "$1"' _ "$tmp/p.err"
+
+check "--quiet: no progress line" bash -c '! grep -q "SR(10s)" "$1"' _ "$tmp/a.err"
+
 # SIGINT half-way: reports are still written, the DB says aborted, exit 130.
 # With --realtime, the generator's thread alone runs SCHED_FIFO (ps: FF).
 "${SLODRILL_CMD[@]}" run tests/data/short-revoked-key.yaml --out "$tmp/b" --quiet --realtime >"$tmp/b.out" 2>&1 &
