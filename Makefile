@@ -111,7 +111,7 @@ valgrind: deps-test
 lint:
 	$(Q)cppcheck --quiet --error-exitcode=1 --enable=warning,portability \
 	    --suppress=missingIncludeSystem -I. $(MODULES) tests
-	$(Q)! grep -nwE 'sprintf|strcpy|strcat|atoi|gets' $(foreach m,$(MODULES),$(m)/*.c) tests/*.c \
+	$(Q)! grep -nE '\b(sprintf|strcpy|strcat|atoi|gets) *\(' $(foreach m,$(MODULES),$(m)/*.c) tests/*.c \
 	    | grep -v 'snprintf\|vsnprintf' || { echo "banned function used"; exit 1; }
 
 format:

@@ -490,7 +490,7 @@ static void test_open_loop_stream(void **state)
     assert_true(r.st.rolling_p95_s > 0.04);
     { /* the live p95 is read off a histogram: never below the exact order
        * statistic of the run DB's records, at most one bucket (3.1%) above */
-        int64_t all[100];
+        int64_t all[100] = {0};
         double exact;
         for (i = 0; i < d->nreq; i++) {
             const struct req_record *q = &d->req[i];
