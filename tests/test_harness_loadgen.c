@@ -481,7 +481,8 @@ static void test_open_loop_stream(void **state)
     assert_int_equal(r.st.ok, 100);
     assert_int_equal(r.st.dropped, 0);
     assert_int_equal(r.st.inflight, 0);
-    assert_true(r.st.connects >= 1 && r.st.connects <= 20); /* keep-alive reuse */
+    /* keep-alive reuse (under valgrind answers are slow, so more overlap) */
+    assert_true(r.st.connects >= 1 && r.st.connects <= (under_valgrind ? 60u : 20u));
     /* late: started > 1 ms after intended; a few, on a loaded 2-CPU machine */
     if (!under_valgrind) assert_true(r.st.late <= 30);
     assert_true(r.st.rolling_sr > 99.9);
