@@ -137,6 +137,9 @@ struct run {
     int active[FAULT__COUNT * 16]; /* [provider * FAULT__COUNT + kind] */
     int progress_drawn;
     double last_plain;
+    double rate_at;          /* progress: when rate_started was taken (run clock, s) */
+    uint64_t rate_started;   /* progress: requests started by then */
+    double rate;             /* progress: requests started per second since the last line */
 };
 
 static int64_t run_now(const struct run *r) { return (int64_t)(clock_mono_us() - r->t0); }
@@ -222,6 +225,12 @@ static void progress_line(struct run *r, int final)
                 if (w > 0) off += (size_t)w;
             }
     if (el < 0) el = 0;
+    /* the sending rate since the last line (about a second) */
+    if (el - r->rate_at >= 0.5) {
+        r->rate = (double)(st.started - r->rate_started) / (el - r->rate_at);
+        r->rate_at = el;
+        r->rate_started = st.started;
+    }
     /* Past the schedule the generator only waits for answers: say so. */
     if (el > r->s->duration_s) {
         draining = !final;
@@ -235,9 +244,10 @@ static void progress_line(struct run *r, int final)
         else snprintf(p95, sizeof p95, "-");
         snprintf(share, sizeof share, "%.0f%%", st.top_share);
         snprintf(line, sizeof line,
-                 "%5.1fs/%.0fs  sent %llu  inflight %llu  ok %llu  failed %llu  dropped %llu  "
-                 "SR(10s) %s  p95(10s) %s  served by %s %s%s%s%s",
-                 el, r->s->duration_s, (unsigned long long)st.started,
+                 "%5.1fs/%.0fs (%.0fs left)  %.0f req/s  sent %llu  inflight %llu  ok %llu  "
+                 "failed %llu  dropped %llu  SR(10s) %s  p95(10s) %s  served by %s %s%s%s%s",
+                 el, r->s->duration_s, r->s->duration_s - el, draining || final ? 0.0 : r->rate,
+                 (unsigned long long)st.started,
                  (unsigned long long)st.inflight, (unsigned long long)st.ok,
                  (unsigned long long)st.failed, (unsigned long long)st.dropped, sr, p95,
                  st.top_provider[0] ? st.top_provider : "-", st.top_provider[0] ? share : "",

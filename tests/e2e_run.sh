@@ -34,8 +34,8 @@ if command -v script >/dev/null 2>&1 && [ "${SLODRILL_VALGRIND:-0}" != 1 ]; then
   redraws=$(grep -c 'SR(10s)' "$tmp/tty.txt")
   check "on a terminal the live line is redrawn about once a second ($redraws times in 6 s)" \
     [ "$redraws" -ge 4 ]
-  check "it shows elapsed/total, sent, in flight, ok, failed, dropped, SR, p95 and who serves" \
-    grep -Eq '[0-9.]+s/6s +sent [0-9]+ +inflight [0-9]+ +ok [0-9]+ +failed [0-9]+ +dropped [0-9]+ +SR\(10s\) [0-9.]+% +p95\(10s\) [0-9.]+s +served by (primary|secondary) [0-9]+%' "$tmp/tty.txt"
+  check "it shows elapsed/total, time left, rate, sent, in flight, ok, failed, dropped, SR, p95 and who serves" \
+    grep -Eq '[0-9.]+s/6s \([0-9]+s left\) +(9|10|11) req/s +sent [0-9]+ +inflight [0-9]+ +ok [0-9]+ +failed [0-9]+ +dropped [0-9]+ +SR\(10s\) [0-9.]+% +p95\(10s\) [0-9.]+s +served by (primary|secondary) [0-9]+%' "$tmp/tty.txt"
   check "and the fault while it is active" grep -q 'faults: revoke_key@primary' "$tmp/tty.txt"
   check "each redraw erases the rest of the line (ESC [K)" grep -q $'\033\\[K' "$tmp/tty.raw"
   check "the check list is coloured on a terminal" grep -q $'\033\\[32mpass' "$tmp/tty.raw"
