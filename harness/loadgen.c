@@ -437,6 +437,8 @@ static void lg_record(struct loadgen *lg, const struct req_record *r)
     if (ok) lg->st.ok++;
     if (failed) lg->st.failed++;
     sl = &lg->slots[epoch % LG_NSLOTS];
+    if (sl->epoch > epoch) /* ended over 10 s before a newer one: out of the window */
+        goto db;
     if (sl->epoch != epoch) { /* a slot from 10 s ago: start it afresh */
         memset(sl, 0, sizeof *sl);
         sl->epoch = epoch;
@@ -455,6 +457,7 @@ static void lg_record(struct loadgen *lg, const struct req_record *r)
             sl->nprov++;
         }
     }
+db:
     if (lg->o.db && rundb_add_request(lg->o.db, r) != 0 && !lg->warned_db) {
         lg->warned_db = 1;
         log_warn(LG_TAG, "run DB refused a request record (closed or out of memory)");
