@@ -26,7 +26,9 @@ for v in "" "-unguarded"; do
   "${SLODRILL_CMD[@]}" run "$tmp/f$v.yaml" --quiet --out "$tmp/f$v" >"$tmp/o$v" 2>&1
   echo $? >"$tmp/rc$v"
 done
-check "with guardrails the 3x failover passes, cost included (rc $(cat "$tmp/rc"))" [ "$(cat "$tmp/rc")" -eq 0 ]
-check "without them the same failover fails on cost (rc $(cat "$tmp/rc-unguarded"))" \
+judged "with guardrails the 3x failover passes, cost included (rc $(cat "$tmp/rc"))" [ "$(cat "$tmp/rc")" -eq 0 ]
+valgrind_clean "the guarded run" "$(cat "$tmp/rc")"
+valgrind_clean "the unguarded run" "$(cat "$tmp/rc-unguarded")"
+judged "without them the same failover fails on cost (rc $(cat "$tmp/rc-unguarded"))" \
   grep -q 'failed: slo_avg_cost' "$tmp/f-unguarded/closeout.md"
 finish

@@ -38,11 +38,12 @@ SLO
     --slo "$tmp/slo.yaml" --key-env PROMOTE_KEY --rate 50 --concurrency 64 --out "$tmp/fast" >"$tmp/fast.out" 2>&1
 rc=$?
 cat "$tmp/fast.out"
-check "a fast candidate is promoted: exit 0 (got $rc)" [ "$rc" -eq 0 ]
+judged "a fast candidate is promoted: exit 0 (got $rc)" [ "$rc" -eq 0 ]
+valgrind_clean "promote" "$rc"
 check "promotion.md and promotion.json are written" [ -s "$tmp/fast/promotion.md" -a -s "$tmp/fast/promotion.json" ]
 check "200 requests were sent" [ "$(json "$tmp/fast/promotion.json" 'd["candidate"]["requests"]')" = 200 ]
-check "the verdict in promotion.json is promote" [ "$(json "$tmp/fast/promotion.json" 'd["verdict"]')" = promote ]
-check "the cost came from the router's responses" \
+judged "the verdict in promotion.json is promote" [ "$(json "$tmp/fast/promotion.json" 'd["verdict"]')" = promote ]
+judged "the cost came from the router's responses" \
     python3 -c "import json,sys; d=json.load(open('$tmp/fast/promotion.json'))['candidate']; sys.exit(0 if d['cost_from_response']>=195 and 0<d['avg_cost_usd']<0.015 else 1)"
 check "the run DB has the 200 requests" [ "$(sqlite3 "$tmp/fast/candidate.db" 'select count(*) from requests')" -eq 200 ]
 

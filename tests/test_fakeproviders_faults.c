@@ -49,7 +49,8 @@ static void slow_ttft(void **state)
     post(&r, SBODY, "slow_ttft;ms=300", 3000);
     assert_int_equal(r.cc, CURLE_OK);
     assert_int_equal(r.status, 200);
-    assert_true(r.t_headers_ms < 250);     /* headers at once */
+    /* headers at once (under valgrind a first request alone can take 250 ms) */
+    assert_true(r.t_headers_ms < (getenv("SLODRILL_VALGRIND") ? 1000 : 250));
     assert_true(r.t_first_byte_ms >= 300); /* first event after the delay */
     assert_non_null(strstr(r.body, "data: [DONE]\n\n"));
     resp_free(&r);
