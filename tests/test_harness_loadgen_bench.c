@@ -165,6 +165,15 @@ static int cmp_i64(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
+/* Back to the normal scheduling class after thread_realtime. */
+static void thread_normal(void)
+{
+    struct sched_param sp;
+
+    memset(&sp, 0, sizeof sp);
+    assert_int_equal(pthread_setschedparam(pthread_self(), SCHED_OTHER, &sp), 0);
+}
+
 /* Runs one load against the fake at port; returns the run DB's contents. */
 static struct run_data *drive(int port, const struct loadgen_opts *o, struct run *r,
                               double guard_s, int realtime)
@@ -206,11 +215,7 @@ static struct run_data *drive(int port, const struct loadgen_opts *o, struct run
     event_free(sample);
     event_free(guard);
     event_base_free(r->base);
-    if (realtime) { /* back to normal: later children must not inherit it */
-        struct sched_param sp;
-        memset(&sp, 0, sizeof sp);
-        assert_int_equal(pthread_setschedparam(pthread_self(), SCHED_OTHER, &sp), 0);
-    }
+    if (realtime) thread_normal(); /* later children must not inherit it */
     assert_int_equal(rundb_finish(db, "complete", 0), 0);
     prompt_set_free(&ps);
     d = rundb_load(path, err, sizeof err);
@@ -338,15 +343,12 @@ static void test_rate(void **state)
     (void)state;
     rate_run(0);
     if (!full) return;
-    if (thread_realtime(why, sizeof why) != 0) { /* the bench needs it: say so */
+    /* ask first, so a refusal fails here, before a fake is started */
+    if (thread_realtime(why, sizeof why) != 0) {
         printf("bench: rate --realtime: %s\n", why);
         fail_msg("%s", why);
     }
-    {
-        struct sched_param sp;
-        memset(&sp, 0, sizeof sp);
-        assert_int_equal(pthread_setschedparam(pthread_self(), SCHED_OTHER, &sp), 0);
-    }
+    thread_normal();
     rate_run(1);
 }
 
